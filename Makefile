@@ -1,0 +1,38 @@
+# Everything a fresh machine needs: `make test` and `make demo` set up, then run.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: setup test lint demo bench clean
+
+# torch goes in first and pinned: the machine holds a local CPU wheel of 2.13.0; any other
+# resolution pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[worker,sim,operator,dev]'
+	touch $@
+
+# Azurite and the Cosmos emulator, pinned in package-lock.json; tests start them on 127.0.0.1.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(NODE_STAMP)
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) benchmarks/detector.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""`hydrophone-worker`: one command, subcommands loaded lazily so `--help` stays fast and light."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+import click
+
+# name -> "module:attribute" of a click command. Each stage owns its module.
+COMMANDS: dict[str, str] = {
+    "detect": "hydrophone_worker.detector.cli:detect",
+    "model": "hydrophone_worker.detector.model_cli:model",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hydrophone-operator")
+def main() -> None:
+    """Find Southern Resident killer whale calls in Orcasound hydrophone audio."""
