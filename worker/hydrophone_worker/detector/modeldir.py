@@ -1,0 +1,365 @@
+"""Model directories: `config.yaml` with upstream's 2026 keys + `model.safetensors` (or a torch `model.pt`).
+
+The layout is that of the published `orcahello-srkw-detector-v1` release, so its files load unchanged:
+every key of upstream's `model/config.yaml` is accepted, anything else is refused with the list of keys
+that are allowed there. Weights load strictly: one error lists every missing, unexpected or misshaped tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import torch
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from hydrophone_worker.detector.network import ARCHITECTURES, build_network
+
+CONFIG_FILE = "config.yaml"
+# Written by huggingface_hub's PyTorchModelHubMixin.save_pretrained as {"config": {...same sections...}}.
+HUB_CONFIG_FILE = "config.json"
+SAFETENSORS_FILE = "model.safetensors"
+TORCH_FILE = "model.pt"
+WEIGHTS_FILES = (SAFETENSORS_FILE, TORCH_FILE)
+
+AggregationStrategy = Literal["mean_top_k", "mean_thresholded", "positive_count"]
+
+
+class ModelDirError(ValueError):
+    """A model directory (or one of its files) cannot be used; the message names the file and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AudioSection(_Section):
+    downmix_mono: bool = True
+    resample_rate: PositiveInt = 20000
+    # Peak-normalise the whole clip to max|x| = 1 before windowing (2026 production; the 2020 model did not).
+    normalize: bool = True
+
+
+class SpectrogramSection(_Section):
+    # Quirk 1: the mel filterbank is built for 16 kHz although the audio is at resample_rate (20 kHz);
+    # the trained weights depend on it, so this is NOT the audio's rate.
+    sample_rate: PositiveInt = 16000
+    n_fft: PositiveInt = 2560
+    hop_length: PositiveInt = 256
+    mel_n_filters: PositiveInt = 256
+    mel_f_min: NonNegativeFloat = 0.0
+    mel_f_max: PositiveFloat = 10000.0
+    mel_f_pad: NonNegativeInt = 0
+    convert_to_db: bool = True
+    top_db: PositiveFloat = 100.0
+
+    @model_validator(mode="after")
+    def _band(self) -> Self:
+        if self.mel_f_min >= self.mel_f_max:
+            raise ValueError(
+                f"mel_f_min ({self.mel_f_min}) must be below mel_f_max ({self.mel_f_max}); "
+                "the published model uses 0.0 and 10000.0"
+            )
+        return self
+
+
+class ModelSection(_Section):
+    # Ours, not upstream's: which network in ARCHITECTURES the weights belong to.
+    architecture: str = "resnet50"
+    name: str = Field("orcahello-srkw-detector-v1", min_length=1)
+    # The time axis is cropped or padded to int(input_pad_s * resample_rate / hop_length) frames (quirk 2).
+    input_pad_s: PositiveFloat = 4.0
+    num_classes: Literal[2] = 2
+    call_class_index: Literal[0, 1] = 1
+    # Upstream's device choice; the worker runs on the CPU and takes its device from the caller instead.
+    device: str = "auto"
+    precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        if value not in ARCHITECTURES:
+            known = ", ".join(sorted(ARCHITECTURES))
+            raise ValueError(f"unknown architecture {value!r}; use one of: {known}")
+        return value
+
+
+class InferenceSection(_Section):
+    window_s: PositiveFloat = 3.0
+    window_hop_s: PositiveFloat = 2.0
+    max_batch_size: PositiveInt = 8
+    # True drops a last window that would run past the end of the audio (upstream parity).
+    strict_segments: bool = True
+
+
+class GlobalPredictionSection(_Section):
+    aggregation_strategy: AggregationStrategy = "mean_top_k"
+    mean_top_k: PositiveInt = 2
+    pred_local_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    # A confidence in [0, 1] for mean_top_k / mean_thresholded; for positive_count the minimum number of
+    # positive seconds (the 2020 rule: 3).
+    pred_global_threshold: NonNegativeFloat = 0.6
+
+    @model_validator(mode="after")
+    def _global_threshold_matches_strategy(self) -> Self:
+        threshold = self.pred_global_threshold
+        if self.aggregation_strategy == "positive_count":
+            if threshold < 1 or not float(threshold).is_integer():
+                raise ValueError(
+                    f"pred_global_threshold {threshold} must be a whole number of positive seconds >= 1 "
+                    "with aggregation_strategy positive_count (the 2020 rule uses 3)"
+                )
+        elif threshold > 1:
+            raise ValueError(
+                f"pred_global_threshold {threshold} must be a confidence in [0, 1] with aggregation_strategy "
+                f"{self.aggregation_strategy} (a count like 3 belongs to positive_count)"
+            )
+        return self
+
+
+class ModelConfig(_Section):
+    """The whole `config.yaml`. A missing key takes the 2026 production value of the published file."""
+
+    audio: AudioSection = Field(default_factory=AudioSection)
+    spectrogram: SpectrogramSection = Field(default_factory=SpectrogramSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    inference: InferenceSection = Field(default_factory=InferenceSection)
+    global_prediction: GlobalPredictionSection = Field(default_factory=GlobalPredictionSection)
+
+    @property
+    def input_frames(self) -> int:
+        """Spectrogram frames the network sees per window: 312 for the published model."""
+        return int(self.model.input_pad_s * self.audio.resample_rate / self.spectrogram.hop_length)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    config: ModelConfig
+    network: nn.Module  # in eval mode, on the requested device
+    source: Path  # the weights file it came from
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.network.parameters())
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """Keys accepted at the level of the mapping that holds the key at `loc`."""
+    model: type[BaseModel] = ModelConfig
+    for part in loc[:-1]:
+        annotation = model.model_fields[str(part)].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe_validation_error(err: ValidationError) -> list[str]:
+    lines = []
+    for problem in err.errors():
+        loc = problem["loc"]
+        where = ".".join(str(part) for part in loc) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"{where}: unknown key; allowed here: {', '.join(_allowed_keys(loc))}")
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            # A whole-section check already names the values it objects to.
+            got = "" if isinstance(problem["input"], Mapping) else f" (got {problem['input']!r})"
+            lines.append(f"{where}: {message}{got}")
+    return lines
+
+
+def parse_config(data: Any, source: str = CONFIG_FILE) -> ModelConfig:
+    """Validate a mapping read from `source`; every problem is reported at once, each with its key path."""
+    if not isinstance(data, Mapping):
+        sections = ", ".join(ModelConfig.model_fields)
+        raise ModelDirError(
+            f"{source}: expected a mapping with the sections {sections}, got {type(data).__name__}"
+        )
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as err:
+        lines = "\n  ".join(_describe_validation_error(err))
+        raise ModelDirError(f"{source} is not a valid model config:\n  {lines}") from None
+
+
+def config_to_yaml(config: ModelConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def read_config(directory: Path) -> ModelConfig:
+    """`config.yaml` of a model directory, or the `config.json` of a Hugging Face Hub download of it."""
+    yaml_path, json_path = directory / CONFIG_FILE, directory / HUB_CONFIG_FILE
+    if yaml_path.is_file():
+        try:
+            data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ModelDirError(f"{yaml_path}: not valid YAML: {exc}") from None
+        return parse_config(data, str(yaml_path))
+    if json_path.is_file():
+        try:
+            data = json.loads(json_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelDirError(f"{json_path}: not valid JSON: {exc}") from None
+        if isinstance(data, Mapping) and isinstance(data.get("config"), Mapping):
+            data = data["config"]
+        return parse_config(data, str(json_path))
+    raise ModelDirError(
+        f"{directory}: no {CONFIG_FILE} (a model directory needs {CONFIG_FILE} and {SAFETENSORS_FILE})"
+    )
+
+
+def _weights_path(directory: Path) -> Path:
+    for name in WEIGHTS_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise ModelDirError(
+        f"{directory}: no weights file; expected {SAFETENSORS_FILE} (or a torch state dict {TORCH_FILE})"
+    )
+
+
+def read_state_dict(path: Path, *, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file, or of a plain torch state dict loaded with weights_only=True."""
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(path, device=device)
+        else:
+            state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ModelDirError(f"{path}: no such file") from None
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ModelDirError(f"{path}: cannot read weights: {exc}") from None
+    if not isinstance(state, Mapping):
+        raise ModelDirError(f"{path}: expected a state dict (name -> tensor), got {type(state).__name__}")
+    not_tensors = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        listed = ", ".join(not_tensors)
+        raise ModelDirError(f"{path}: not a plain state dict; these entries are not tensors: {listed}")
+    return dict(state)
+
+
+# BatchNorm's training step counters do not influence inference, and some exporters drop them.
+_OPTIONAL_SUFFIX = ".num_batches_tracked"
+_LISTED = 12  # keys shown per kind of problem before "... and N more"
+
+
+def _listing(kind: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_LISTED])
+    more = f" ... and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    return f"{kind} ({len(items)}): {shown}{more}"
+
+
+def state_dict_problems(
+    expected: Mapping[str, tuple[int, ...]], actual: Mapping[str, tuple[int, ...]]
+) -> list[str]:
+    """Missing, unexpected and misshaped keys (as readable lines); empty when `actual` fits `expected`."""
+    missing = [k for k in expected if k not in actual and not k.endswith(_OPTIONAL_SUFFIX)]
+    unexpected = [k for k in actual if k not in expected]
+    misshaped = [
+        f"{k} {list(actual[k])} (expected {list(expected[k])})"
+        for k in expected
+        if k in actual and tuple(actual[k]) != tuple(expected[k])
+    ]
+    problems = []
+    if missing:
+        problems.append(_listing("missing", [f"{k} {list(expected[k])}" for k in missing]))
+    if unexpected:
+        problems.append(_listing("unexpected", [f"{k} {list(actual[k])}" for k in unexpected]))
+    if misshaped:
+        problems.append(_listing("wrong shape", misshaped))
+    if unexpected and any(k[:2] in ("0.", "1.") for k in unexpected):
+        problems.append(
+            "these look like fastai v1 keys: convert the model.pkl with `hydrophone-worker model import`"
+        )
+    return problems
+
+
+def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in state.items()}
+
+
+def _fit_network(architecture: str, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    network = build_network(architecture)
+    expected = network.state_dict()
+    problems = state_dict_problems(_shapes(expected), _shapes(state))
+    if problems:
+        details = "\n  ".join(problems)
+        raise ModelDirError(f"{source}: weights do not fit model.architecture {architecture!r}:\n  {details}")
+    complete = {**{k: v for k, v in expected.items() if k.endswith(_OPTIONAL_SUFFIX)}, **state}
+    network.load_state_dict(complete, strict=True)
+    return network
+
+
+def load_model_dir(path: str | Path, *, device: str = "cpu") -> LoadedModel:
+    """Load a model directory (or its weights file, with config.yaml beside it) for inference."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelDirError(f"{path}: no such model directory")
+    directory, weights = (path.parent, path) if path.is_file() else (path, None)
+    config = read_config(directory)
+    weights = weights or _weights_path(directory)
+    state = read_state_dict(weights, device=device)
+    network = _fit_network(config.model.architecture, state, str(weights))
+    network.to(device).eval()
+    return LoadedModel(config=config, network=network, source=weights)
+
+
+def save_model_dir(
+    path: str | Path, state_dict: Mapping[str, torch.Tensor], config: ModelConfig, *, overwrite: bool = False
+) -> Path:
+    """Write model.safetensors + config.yaml; the directory appears complete or not at all.
+
+    The weights are checked against the config's architecture first, so a broken directory is never written.
+    """
+    path = Path(path)
+    _fit_network(config.model.architecture, state_dict, "state dict to save")
+    if path.exists() and not path.is_dir():
+        raise ModelDirError(f"{path}: exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ModelDirError(f"{path}: directory is not empty; choose a new one or overwrite it explicitly")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        tensors = {key: value.detach().to("cpu").contiguous() for key, value in state_dict.items()}
+        save_file(tensors, staging / SAFETENSORS_FILE, metadata={"format": "pt"})
+        (staging / CONFIG_FILE).write_text(config_to_yaml(config), encoding="utf-8")
+        _swap_into_place(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _swap_into_place(staging: Path, path: Path) -> None:
+    # A directory cannot be renamed over a non-empty one: move the old one aside first, drop it afterwards.
+    retired = None
+    if path.exists():
+        retired = path.with_name(f".{path.name}.old-{staging.name}")
+        path.rename(retired)
+    try:
+        staging.rename(path)
+    except OSError:
+        if retired is not None:
+            retired.rename(path)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
