@@ -78,11 +78,15 @@ def test_errors_name_the_field_and_the_fix() -> None:
     ("text", "expected"),
     [
         ("server: {port: 1}", "stream: Field required — fix: add this required key"),
-        ("stream: {streamId: x, mode: range, start: '2026-01-01T00:00'}", "stream.start: Input should have "
-         "timezone info"),
+        (
+            "stream: {streamId: x, mode: range, start: '2026-01-01T00:00'}",
+            "stream.start: Input should have timezone info",
+        ),
         ("stream: {streamId: x, mode: range, start: '2026-01-01T00:00Z'}", "needs both start and end"),
-        ("stream: {streamId: x, mode: range, start: '2026-01-02T00:00Z', end: '2026-01-01T00:00Z'}",
-         "must be after start"),
+        (
+            "stream: {streamId: x, mode: range, start: '2026-01-02T00:00Z', end: '2026-01-01T00:00Z'}",
+            "must be after start",
+        ),
         ("stream: {streamId: x, start: '2026-01-01T00:00Z'}", "apply only to mode 'range'"),
         ("stream: {streamId: x, baseUrl: 's3://bucket'}", "stream.baseUrl: must be an http(s) URL"),
         ("stream: {streamId: x, delaySeconds: -1}", "stream.delaySeconds"),
@@ -95,12 +99,16 @@ def test_errors_name_the_field_and_the_fix() -> None:
         ("stream: {streamId: x}\npublish: {sinks: []}", "publish.sinks"),
         ("stream: {streamId: x}\npublish: {sinks: [local, local]}", "each sink may appear once"),
         ("stream: {streamId: x}\npublish: {sinks: [s3]}", "publish.sinks.0"),
-        ("stream: {streamId: x}\npublish: {sinks: [azure], azure: {cosmosEndpoint: 'https://c'}}",
-         "location.latitude/longitude are required"),
+        (
+            "stream: {streamId: x}\npublish: {sinks: [azure], azure: {cosmosEndpoint: 'https://c'}}",
+            "location.latitude/longitude are required",
+        ),
         ("stream: {streamId: rpi_bush_point}\npublish: {sinks: [azure]}", "needs azure.cosmosEndpoint"),
         ("stream: {streamId: x}\npublish: {azure: {auth: azure-ad}}", "needs blobAccountUrl"),
-        ("stream: {streamId: x}\npublish: {azure: {connectionString: abc}}",
-         "publish.azure.connectionString: unknown key"),
+        (
+            "stream: {streamId: x}\npublish: {azure: {connectionString: abc}}",
+            "publish.azure.connectionString: unknown key",
+        ),
         ("stream: {streamId: x}\nlocation: {latitude: 123}", "location.latitude"),
         ("- just\n- a list", "expected a mapping of sections"),
         ("stream: [1", "YAML syntax error at line 1"),
@@ -131,11 +139,16 @@ def test_upstream_flat_config_is_translated() -> None:
 
 
 def test_upstream_date_range_is_read_as_us_pacific() -> None:
-    config = parse_config({
-        "hls_hydrophone_id": "rpi_bush_point", "hls_stream_type": "DateRangeHLS",
-        "hls_start_time_pst": "2020-09-10 14:00", "hls_end_time_pst": "2020-12-10 15:00",
-        "model_global_threshold": 0.6, "upload_to_azure": False,
-    })
+    config = parse_config(
+        {
+            "hls_hydrophone_id": "rpi_bush_point",
+            "hls_stream_type": "DateRangeHLS",
+            "hls_start_time_pst": "2020-09-10 14:00",
+            "hls_end_time_pst": "2020-12-10 15:00",
+            "model_global_threshold": 0.6,
+            "upload_to_azure": False,
+        }
+    )
     assert config.stream.mode == "range"
     assert config.stream.start == datetime(2020, 9, 10, 21, tzinfo=UTC)  # PDT = UTC-7
     assert config.stream.end == datetime(2020, 12, 10, 23, tzinfo=UTC)  # PST = UTC-8
@@ -151,8 +164,15 @@ def test_upstream_date_range_is_read_as_us_pacific() -> None:
         ({"model_local_threshold": 0.5}, "hls_hydrophone_id: missing"),
         ({"hls_hydrophone_id": "x", "hls_stream_type": "Live"}, "expected LiveHLS or DateRangeHLS"),
         ({"hls_hydrophone_id": "x", "hls_stream_type": "DateRangeHLS"}, "hls_start_time_pst: required"),
-        ({"hls_hydrophone_id": "x", "hls_stream_type": "DateRangeHLS", "hls_start_time_pst": "10/9/2020",
-          "hls_end_time_pst": "2020-09-10 15:00"}, "hls_start_time_pst: expected 'YYYY-MM-DD HH:MM'"),
+        (
+            {
+                "hls_hydrophone_id": "x",
+                "hls_stream_type": "DateRangeHLS",
+                "hls_start_time_pst": "10/9/2020",
+                "hls_end_time_pst": "2020-09-10 15:00",
+            },
+            "hls_start_time_pst: expected 'YYYY-MM-DD HH:MM'",
+        ),
         ({"hls_hydrophone_id": "x", "upload_to_azure": "yes"}, "upload_to_azure: expected true or false"),
         ({"hls_hydrophone_id": "x", "model_local_threshold": 2}, "detection.localThreshold"),
     ],

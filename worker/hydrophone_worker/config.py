@@ -125,8 +125,11 @@ class ModelSection(_Section):
 
 Aggregation = Literal["mean_top_k", "mean_thresholded", "positive_count"]
 # The Hydrophone resource spells rules in camelCase; accept both.
-_AGGREGATION_ALIASES = {"meanTopK": "mean_top_k", "meanThresholded": "mean_thresholded",
-                        "positiveCount": "positive_count"}
+_AGGREGATION_ALIASES = {
+    "meanTopK": "mean_top_k",
+    "meanThresholded": "mean_thresholded",
+    "positiveCount": "positive_count",
+}
 
 
 class DetectionConfig(_Section):
@@ -231,8 +234,10 @@ class WorkerConfig(_Section):
             longitude=loc.longitude if loc.longitude is not None else (site.longitude if site else None),
         )
         object.__setattr__(self, "location", filled)
-        if self.publish.enabled and "azure" in self.publish.sinks and (
-            filled.latitude is None or filled.longitude is None
+        if (
+            self.publish.enabled
+            and "azure" in self.publish.sinks
+            and (filled.latitude is None or filled.longitude is None)
         ):
             raise ValueError(
                 f"location.latitude/longitude are required to publish to azure for stream "
@@ -268,9 +273,7 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that owns the key at `loc` (for listing the allowed keys)."""
     model: type[BaseModel] = WorkerConfig
     for part in loc[:-1]:
-        field = next(
-            (f for n, f in model.model_fields.items() if part in (n, f.alias)), None
-        )
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
         annotation = getattr(field, "annotation", None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
@@ -336,11 +339,22 @@ def load_config(path: str | Path) -> WorkerConfig:
 
 # --- upstream's flat config.yml (UPSTREAM §5) --------------------------------------------------------------
 
-UPSTREAM_KEYS = frozenset({
-    "model_type", "model_local_threshold", "model_global_threshold", "model_path", "model_name",
-    "hls_stream_type", "hls_polling_interval", "hls_hydrophone_id", "upload_to_azure", "delete_local_wavs",
-    "hls_start_time_pst", "hls_end_time_pst",
-})
+UPSTREAM_KEYS = frozenset(
+    {
+        "model_type",
+        "model_local_threshold",
+        "model_global_threshold",
+        "model_path",
+        "model_name",
+        "hls_stream_type",
+        "hls_polling_interval",
+        "hls_hydrophone_id",
+        "upload_to_azure",
+        "delete_local_wavs",
+        "hls_start_time_pst",
+        "hls_end_time_pst",
+    }
+)
 # Upstream hard-coded its CosmosDB account (UPSTREAM §4); the key comes from AZURE_COSMOSDB_PRIMARY_KEY.
 UPSTREAM_COSMOS_ENDPOINT = "https://aifororcasmetadatastore.documents.azure.com:443/"
 
@@ -353,8 +367,9 @@ def _pacific_time(value: Any, key: str, problems: list[str]) -> str | None:
     try:
         local = datetime.strptime(str(value).strip(), "%Y-%m-%d %H:%M")
     except ValueError:
-        problems.append(f"{key}: expected 'YYYY-MM-DD HH:MM' in US/Pacific (got {value!r}) — fix: e.g. "
-                        "'2020-09-10 14:00'")
+        problems.append(
+            f"{key}: expected 'YYYY-MM-DD HH:MM' in US/Pacific (got {value!r}) — fix: e.g. '2020-09-10 14:00'"
+        )
         return None
     return local.replace(tzinfo=_PACIFIC).isoformat()
 
@@ -384,8 +399,10 @@ def translate_upstream(data: dict[str, Any], source: str = "<config>") -> dict[s
         stream["mode"] = "range"
         for key, ours in (("hls_start_time_pst", "start"), ("hls_end_time_pst", "end")):
             if key not in data:
-                problems.append(f"{key}: required when hls_stream_type is DateRangeHLS — fix: add "
-                                "'YYYY-MM-DD HH:MM' (US/Pacific)")
+                problems.append(
+                    f"{key}: required when hls_stream_type is DateRangeHLS — fix: add "
+                    "'YYYY-MM-DD HH:MM' (US/Pacific)"
+                )
             elif (when := _pacific_time(data[key], key, problems)) is not None:
                 stream[ours] = when
     else:

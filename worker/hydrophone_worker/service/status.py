@@ -1,0 +1,88 @@
+"""What the worker tells the operator (`GET /status`) and the probes: one lock-guarded snapshot.
+
+The run loop writes it, the HTTP threads read it. The JSON keys are a contract with the operator, which
+copies them into the Hydrophone's status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+RunState = Literal["starting", "running", "lagging", "waiting", "stopping", "stopped", "failed"]
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    stream_id: str
+    model_tag: str | None = None
+    state: RunState = "starting"
+    ready: bool = False
+    not_ready_reason: str = "starting"
+    last_segment_time: datetime | None = None
+    last_detection_time: datetime | None = None
+    last_clip_end: datetime | None = None
+    lag_seconds: float | None = None
+    clips_total: int = 0
+    detections_total: int = 0
+    gaps_total: int = 0
+    outbox_depth: int = 0
+    error: str | None = None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def status_document(snapshot: StatusSnapshot) -> dict[str, Any]:
+    """The `/status` JSON (camelCase, UTC times with Z)."""
+    return {
+        "streamId": snapshot.stream_id,
+        "modelTag": snapshot.model_tag,
+        "state": snapshot.state,
+        "ready": snapshot.ready,
+        "lastSegmentTime": _iso(snapshot.last_segment_time),
+        "lastDetectionTime": _iso(snapshot.last_detection_time),
+        "lastClipEnd": _iso(snapshot.last_clip_end),
+        "lagSeconds": None if snapshot.lag_seconds is None else round(snapshot.lag_seconds, 3),
+        "clipsTotal": snapshot.clips_total,
+        "detectionsTotal": snapshot.detections_total,
+        "gapsTotal": snapshot.gaps_total,
+        "outboxDepth": snapshot.outbox_depth,
+        "error": snapshot.error,
+    }
+
+
+class WorkerStatus:
+    """Thread-safe holder of the latest snapshot plus the loop's heartbeat (for /healthz)."""
+
+    def __init__(self, stream_id: str, *, monotonic: Any = time.monotonic):
+        self._lock = threading.Lock()
+        self._snapshot = StatusSnapshot(stream_id=stream_id)
+        self._monotonic = monotonic
+        self._beat = monotonic()
+
+    def snapshot(self) -> StatusSnapshot:
+        with self._lock:
+            return self._snapshot
+
+    def update(self, **changes: Any) -> None:
+        with self._lock:
+            self._snapshot = replace(self._snapshot, **changes)
+
+    def bump(self, **increments: int) -> None:
+        with self._lock:
+            current = asdict(self._snapshot)
+            self._snapshot = replace(self._snapshot, **{k: current[k] + v for k, v in increments.items()})
+
+    def heartbeat(self) -> None:
+        """The loop made progress (or is waiting on purpose, e.g. for the next live segment)."""
+        with self._lock:
+            self._beat = self._monotonic()
+
+    def seconds_since_heartbeat(self) -> float:
+        with self._lock:
+            return self._monotonic() - self._beat
