@@ -1,0 +1,94 @@
+"""Operator settings: environment variables `HYDROPHONE_OPERATOR_<FIELD>`, a YAML file, CLI flags.
+
+Precedence: CLI flags > the `--settings` YAML file > environment variables > defaults. The YAML file uses the
+field names below (snake_case). Everything the Helm chart sets lives here, so the chart and the code share names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from hydrophone_worker.config import DEFAULT_BASE_URL
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HYDROPHONE_OPERATOR_"
+MODEL_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+
+
+class SettingsError(ValueError):
+    """Invalid operator settings, one readable line per problem naming the env var and the fix."""
+
+
+class WorkerResources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: dict[str, Quantity] = Field(default_factory=lambda: {"cpu": "1", "memory": "1600Mi"})
+    limits: dict[str, Quantity] = Field(default_factory=lambda: {"cpu": "1", "memory": "3Gi"})
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # The worker image is <repository>:<model tag>: the model is baked into the image.
+    worker_image_repository: str = Field("ghcr.io/orcasound/hydrophone-worker", min_length=1)
+    default_model_tag: Annotated[str, Field(pattern=MODEL_TAG_PATTERN)] = "11-15-20.FastAI.R1-12.v0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    default_stream_base_url: str = DEFAULT_BASE_URL
+    # The operator's own namespace: credentials Secrets are copied from here; workers accept traffic from here.
+    credentials_namespace: str = Field("hydrophone-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    monitoring_namespace: str = Field("monitoring", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    default_worker_resources: WorkerResources = Field(default_factory=WorkerResources)
+    worker_uid: int = Field(10001, ge=1)
+    state_size_limit: Quantity = "2Gi"
+    scratch_size_limit: Quantity = "1Gi"
+    # How often the timer re-applies children (drift correction) and refreshes status from the worker.
+    resync_seconds: float = Field(60.0, gt=0)
+    lag_degraded_seconds: float = Field(900.0, gt=0)
+    # {service} {namespace} {port} are filled in; tests point this at a server on 127.0.0.1.
+    worker_status_url_template: str = "http://{service}.{namespace}.svc:{port}/status"
+    worker_status_timeout_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("default_stream_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL of the bucket, e.g. {DEFAULT_BASE_URL}")
+        return value.rstrip("/")
+
+    @field_validator("worker_status_url_template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        try:
+            value.format(service="s", namespace="n", port=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"may use only {{service}}, {{namespace}} and {{port}} ({exc})") from None
+        return value
+
+
+def _problem(error: dict[str, Any]) -> str:
+    field = str(error["loc"][0]) if error["loc"] else "(settings)"
+    where = ".".join(str(p) for p in error["loc"])
+    return (f"{where} (env {ENV_PREFIX}{field.upper()}): {error['msg']} (got {error.get('input')!r})")
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> OperatorSettings:
+    """Settings from the environment, overridden by the YAML file at `path`, overridden by `overrides`."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"settings file {path}: cannot read it: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"settings file {path}: expected a mapping of setting names to values")
+        values.update(loaded)
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return OperatorSettings(**values)
+    except ValidationError as exc:
+        lines = "\n".join(f"  - {_problem(e)}" for e in exc.errors())
+        raise SettingsError(f"invalid operator settings:\n{lines}") from None
