@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hydrophone_worker.detector.demo_network import DemoCNN
+
 
 class Bottleneck(nn.Module):
     expansion = 4
@@ -103,6 +105,7 @@ class OrcaHelloResNet50(nn.Module):
 # a small demo network here.
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     "resnet50": OrcaHelloResNet50,
+    "demo-cnn": DemoCNN,
 }
 
 

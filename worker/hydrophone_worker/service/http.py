@@ -89,7 +89,9 @@ class HealthServer:
         self._server.status = status
         self._server.metrics = metrics
         self._server.stuck_after_s = stuck_after_s
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="http", daemon=True
+        )
 
     @property
     def port(self) -> int:
