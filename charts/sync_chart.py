@@ -42,7 +42,8 @@ def _exclusive_bound(node: dict[str, Any], out: dict[str, Any], flag: str, bound
 
 
 def to_json_schema(node: dict[str, Any], path: str = "spec") -> dict[str, Any]:
-    """A CRD schema node as draft-07; objects with properties reject unknown keys (Kubernetes would prune them)."""
+    """A CRD schema node as draft-07. Objects with properties reject unknown keys: Kubernetes would silently
+    prune them, so a misspelled field would simply vanish."""
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key.startswith("x-kubernetes-") or key in ("exclusiveMinimum", "exclusiveMaximum"):
