@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hydrophone_worker.source.layout import parse_latest, segment_url, stream_url
+from hydrophone_worker.source.playlist import PlaylistError, parse_playlist
+
+FOLDER = 1_800_000_000  # 2027-01-15T08:00:00Z
+
+
+def full_playlist(durations: list[float], ended: bool = False) -> str:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:11", "#EXT-X-MEDIA-SEQUENCE:0"]
+    for i, d in enumerate(durations):
+        lines += [f"#EXTINF:{d:.6f},", f"live{i:03d}.ts"]
+    return "\n".join(lines + (["#EXT-X-ENDLIST"] if ended else [])) + "\n"
+
+
+def test_full_playlist_times_are_epoch_plus_offset_plus_previous_extinf(host_tz: str) -> None:
+    playlist = parse_playlist(full_playlist([10.005378, 10.005378, 0.085]), FOLDER)
+    folder_start = datetime.fromtimestamp(FOLDER, UTC)
+    assert [r.start for r in playlist.segments] == [
+        folder_start + timedelta(seconds=2.0),
+        folder_start + timedelta(seconds=12.005378),
+        folder_start + timedelta(seconds=22.010756),
+    ]
+    assert [(r.sequence, r.uri) for r in playlist.segments] == [
+        (0, "live000.ts"),
+        (1, "live001.ts"),
+        (2, "live002.ts"),
+    ]
+    assert playlist.segments[2].duration == pytest.approx(0.085)
+    assert not playlist.ended
+    assert parse_playlist(full_playlist([10.0], ended=True), FOLDER).ended
+
+
+def test_uris_past_999_keep_their_sequence() -> None:
+    text = full_playlist([10.0] * 1001).replace("live1000.ts", "live1000.ts")
+    refs = parse_playlist(text, FOLDER).segments
+    assert refs[-1].uri == "live1000.ts" and refs[-1].sequence == 1000
+
+
+def sliding(first: int, count: int, pdt: datetime | None) -> str:
+    lines = ["#EXTM3U", "#EXT-X-TARGETDURATION:11", f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+    for i in range(first, first + count):
+        if pdt is not None:
+            stamp = (pdt + timedelta(seconds=10 * (i - first))).astimezone(UTC)
+            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "-0800")
+        lines += ["#EXTINF:10.000000,", f"live{i:03d}.ts"]
+    return "\n".join(lines) + "\n"
+
+
+def test_program_date_time_wins_and_any_offset_becomes_utc(host_tz: str) -> None:
+    # The tag carries -08:00 here: the same instant must come out in UTC.
+    pdt = datetime(2027, 1, 15, 8, 30, 0, tzinfo=UTC)
+    text = sliding(40, 5, pdt).replace("-0800", "+0000")
+    shifted = text.replace("T08:", "T00:").replace("+0000", "-0800")
+    for variant in (text, shifted):
+        refs = parse_playlist(variant, FOLDER).segments
+        assert [r.sequence for r in refs] == [40, 41, 42, 43, 44]
+        assert refs[0].start == pdt and refs[0].start.tzinfo == UTC
+        assert refs[4].start == pdt + timedelta(seconds=40)
+
+
+def test_sliding_window_without_pdt_continues_from_remembered_starts() -> None:
+    first = parse_playlist(sliding(0, 5, None), FOLDER)
+    known = {r.sequence: r.start for r in first.segments}
+    later = parse_playlist(sliding(3, 5, None), FOLDER, known)
+    assert later.segments[0].start == first.segments[3].start
+    assert later.segments[-1].start == first.segments[3].start + timedelta(seconds=40)
+
+
+def test_sliding_window_seen_first_time_estimates_from_sequence() -> None:
+    refs = parse_playlist(sliding(30, 5, None), FOLDER).segments
+    assert refs[0].start == datetime.fromtimestamp(FOLDER + 2.0 + 300.0, UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<html>NoSuchKey</html>", "#EXTM3U"),
+        ("#EXTM3U\n#EXTINF:0,\nlive000.ts\n", "no positive #EXTINF"),
+    ],
+)
+def test_bad_playlists_are_rejected_with_the_reason(text: str, message: str) -> None:
+    with pytest.raises(PlaylistError, match=message):
+        parse_playlist(text, FOLDER)
+
+
+def test_latest_txt_and_urls() -> None:
+    assert parse_latest("1800000000\n") == 1_800_000_000
+    with pytest.raises(ValueError, match="unix epoch"):
+        parse_latest("<Error>NoSuchKey</Error>")
+    with pytest.raises(ValueError, match="bare S3 prefix"):
+        stream_url("https://example.test/bucket", "rpi_orcasound_lab/hls")
+    base = "https://s3-us-west-2.amazonaws.com/audio-orcasound-net/"
+    assert (
+        stream_url(base, "rpi_bush_point")
+        == "https://s3-us-west-2.amazonaws.com/audio-orcasound-net/rpi_bush_point"
+    )
+    assert segment_url("http://h/b/s/hls/1/live.m3u8", "live042.ts") == "http://h/b/s/hls/1/live042.ts"

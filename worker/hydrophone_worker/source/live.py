@@ -1,0 +1,230 @@
+"""Follow a live Orcasound stream: every new segment once, in time order, every missing second as a Gap.
+
+Each poll: a conditional GET of latest.txt (which folder is current), then the folder's live.m3u8, then each
+newly listed segment in order. Segments are identified by (folder, media sequence), so both the growing full
+playlist and a short sliding window work. A listed segment that answers 404 is retried for `missing_grace_s`
+(upload lag) and only then becomes a `segment-missing` gap; later segments wait for it so order is kept.
+When latest.txt names a newer folder, the current folder is read to its end first (its playlist stays
+served), then the reader moves to the next folder (found by listing, so several restarts between two polls
+are all read) and the seconds in between become a `stream-restart` (or, when long, `node-down`) gap.
+latest.txt missing, or no new segment listed for `stale_after_s`, means the node is down: the state says so
+and polling backs off up to `max_poll_interval_s`; nothing crashes and nothing busy-loops. Without
+`start_at` the reader starts at the newest listed segment; with it, at the first segment starting at or
+after it (read from whichever folder holds it), and what can no longer be read is a Gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+import httpx
+
+from hydrophone_worker.domain import Gap, Segment, SegmentRef, utc
+from hydrophone_worker.source.accounting import GAP_TOLERANCE_S, lead_gaps
+from hydrophone_worker.source.history import list_folders
+from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy, default_client
+from hydrophone_worker.source.layout import latest_url, parse_latest
+from hydrophone_worker.source.playlist import Playlist
+from hydrophone_worker.source.reading import ReaderStats, StreamFiles, Unavailable
+
+log = logging.getLogger(__name__)
+
+_TOLERANCE = timedelta(seconds=GAP_TOLERANCE_S)
+_KNOWN_STARTS_KEPT = 64  # sliding windows are ~5 entries; this only has to outlive one window
+
+
+class LiveReader:
+    def __init__(
+        self,
+        base_url: str,
+        stream_id: str,
+        *,
+        start_at: datetime | None = None,
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] | None = None,
+        poll_interval_s: float = 5.0,
+        max_poll_interval_s: float = 60.0,
+        missing_grace_s: float = 30.0,
+        stale_after_s: float = 60.0,
+        stop: threading.Event | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        for name, value in (
+            ("poll_interval_s", poll_interval_s),
+            ("max_poll_interval_s", max_poll_interval_s),
+            ("stale_after_s", stale_after_s),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if missing_grace_s < 0:
+            raise ValueError(f"missing_grace_s must be zero or more, got {missing_grace_s}")
+        self.stats = ReaderStats()
+        self.stream_id = stream_id
+        self.poll_interval_s = poll_interval_s
+        self.max_poll_interval_s = max(max_poll_interval_s, poll_interval_s)
+        self.missing_grace_s = missing_grace_s
+        self.stale_after_s = stale_after_s
+        self._stop = stop or threading.Event()
+        # Waiting on the stop event (not time.sleep) lets a stop end a long node-down backoff at once.
+        self._sleep = sleep or self._stop.wait
+        self._clock = clock
+        self._own_client = client is None
+        self._client = client or default_client()
+        fetcher = Fetcher(
+            self._client, sleep=self._sleep, policy=retry or RetryPolicy(), errors=self.stats.fetch_errors
+        )
+        self._files = StreamFiles(fetcher, base_url, stream_id)
+        self._latest_url = latest_url(base_url, stream_id)
+        self._latest: int | None = None
+        self._latest_etag: str | None = None
+        self._latest_missing = False
+        self._folder: int | None = None
+        self._next_sequence: int | None = None  # None: folder just entered, nothing read from it yet
+        self._entering = True
+        self._known_starts: dict[int, datetime] = {}
+        self._highest_listed = -1
+        self._cursor = utc(start_at) if start_at is not None else None
+        self._missing_since: dict[tuple[int, int], float] = {}
+        self._last_growth = clock()
+
+    def events(self) -> Iterator[Segment | Gap]:
+        try:
+            yield from self._run()
+        finally:
+            self.stats.state = "stopped"
+            if self._own_client:
+                self._client.close()
+
+    def _run(self) -> Iterator[Segment | Gap]:
+        interval = self.poll_interval_s
+        while not self._stop.is_set():
+            self._poll_latest()
+            if self._folder is None and self._latest is not None:
+                self._enter(self._first_folder())
+            if self._folder is not None:
+                playlist = self._files.playlist(self._folder, self._known_starts)
+                finished = yield from self._read(playlist)
+                if self._should_switch(playlist, finished):
+                    self._enter(self._next_folder())
+                    continue  # the next folder's backlog is ready now: no sleep
+            interval = self._update_state(interval)
+            self._sleep(interval)
+
+    def _poll_latest(self) -> None:
+        try:
+            fetched = self._files.fetcher.get(self._latest_url, etag=self._latest_etag)
+        except FetchError as exc:
+            log.warning("%s: latest.txt unreadable this poll: %s", self.stream_id, exc)
+            return
+        self._latest_missing = fetched.status in (403, 404)
+        if not fetched.found:
+            return
+        try:
+            self._latest = parse_latest(fetched.content.decode("utf-8", errors="replace"))
+            self._latest_etag = fetched.etag
+        except ValueError as exc:
+            self.stats.fetch_errors["latest-invalid"] += 1
+            log.warning("%s: %s", self.stream_id, exc)
+
+    def _read(self, playlist: Playlist | None) -> Iterator[Segment | Gap]:
+        """Deliver the newly listed segments in order; return True when nothing listed is left unread."""
+        if playlist is None:
+            return False
+        self._remember(playlist)
+        for ref in self._unread(playlist):
+            if self._stop.is_set():
+                return False
+            read = self._files.segment(ref)
+            if isinstance(read, Unavailable):
+                since = self._missing_since.setdefault((ref.folder, ref.sequence), self._clock())
+                if self._clock() - since < self.missing_grace_s:
+                    return False  # maybe still uploading: later segments wait so time order holds
+                read = Gap(ref.start, ref.end, "segment-missing", f"{ref.uri}: {read.detail}")
+            self._missing_since.pop((ref.folder, ref.sequence), None)
+            skipped = self._next_sequence is not None and ref.sequence > self._next_sequence
+            gaps = lead_gaps(
+                self._cursor,
+                ref,
+                entering_folder=self._entering,
+                skipped=skipped,
+                stale_after_s=self.stale_after_s,
+            )
+            for event in [*gaps, read]:
+                self.stats.record(event)
+                yield event
+            self._cursor = ref.end if self._cursor is None else max(self._cursor, ref.end)
+            self._next_sequence, self._entering = ref.sequence + 1, False
+        return True
+
+    def _unread(self, playlist: Playlist) -> list[SegmentRef]:
+        refs = list(playlist.segments)
+        if self._next_sequence is not None:
+            return [r for r in refs if r.sequence >= self._next_sequence]
+        if self._cursor is not None:
+            return [r for r in refs if r.start >= self._cursor - _TOLERANCE]
+        return refs[-1:]  # a fresh start begins at the newest segment, like upstream's "now"
+
+    def _remember(self, playlist: Playlist) -> None:
+        for ref in playlist.segments:
+            self._known_starts[ref.sequence] = ref.start
+        for sequence in sorted(self._known_starts)[:-_KNOWN_STARTS_KEPT]:
+            del self._known_starts[sequence]
+        newest = playlist.segments[-1].sequence if playlist.segments else -1
+        if newest > self._highest_listed:
+            self._highest_listed = newest
+            self._last_growth = self._clock()
+
+    def _should_switch(self, playlist: Playlist | None, finished: bool) -> bool:
+        if self._latest is None or self._folder is None or self._latest <= self._folder:
+            return False
+        if playlist is None:  # a newer folder exists and this one's playlist is gone for a grace period
+            return self._clock() - self._last_growth > self.missing_grace_s
+        return finished
+
+    def _folders(self) -> list[int]:
+        try:
+            return list_folders(self._files.fetcher, self._files.base_url, self.stream_id)
+        except (FetchError, ValueError) as exc:
+            log.warning("%s: folder listing failed (%s); following latest.txt only", self.stream_id, exc)
+            return []
+
+    def _first_folder(self) -> int:
+        assert self._latest is not None
+        if self._cursor is None:
+            return self._latest
+        resume = self._cursor.timestamp()
+        folders = [f for f in self._folders() if f <= self._latest] or [self._latest]
+        held = [f for f in folders if f <= resume]
+        return held[-1] if held else folders[0]
+
+    def _next_folder(self) -> int:
+        assert self._latest is not None and self._folder is not None
+        newer = [f for f in self._folders() if self._folder < f <= self._latest]
+        return newer[0] if newer else self._latest
+
+    def _enter(self, folder: int) -> None:
+        log.info("%s: reading folder %d", self.stream_id, folder)
+        self._folder, self._next_sequence, self._entering = folder, None, True
+        self._known_starts.clear()
+        self._highest_listed = -1
+        self._last_growth = self._clock()
+
+    def _update_state(self, interval: float) -> float:
+        stale = self._clock() - self._last_growth > self.stale_after_s
+        if self._latest_missing or (stale and self._folder is not None) or (stale and self._latest is None):
+            if self.stats.state != "node-down":
+                log.warning(
+                    "%s: node down (latest.txt %s)",
+                    self.stream_id,
+                    "missing" if self._latest_missing else f"stale for {self.stale_after_s:.0f} s",
+                )
+            self.stats.state = "node-down"
+            return min(interval * 2, self.max_poll_interval_s)
+        if self._folder is not None and self._highest_listed >= 0:
+            self.stats.state = "streaming"
+        return self.poll_interval_s

@@ -1,0 +1,88 @@
+"""I/O both readers share: fetch + parse a folder's playlist, fetch + decode one segment, count outcomes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from hydrophone_worker.domain import Gap, Segment, SegmentRef
+from hydrophone_worker.source.decode import DecodeError, decode_segment
+from hydrophone_worker.source.http import Fetcher, FetchError
+from hydrophone_worker.source.layout import playlist_url, segment_url
+from hydrophone_worker.source.playlist import Playlist, PlaylistError, parse_playlist
+
+ReaderState = Literal["starting", "streaming", "node-down", "stopped"]
+
+
+@dataclass
+class ReaderStats:
+    """What the service exports as metrics; the reader updates it in place."""
+
+    state: ReaderState = "starting"
+    last_segment_time: datetime | None = None  # end of the newest delivered segment
+    fetch_errors: Counter[str] = field(
+        default_factory=Counter
+    )  # by kind: timeout, server-error, not-found, ...
+    segments_delivered: int = 0
+    gaps_reported: Counter[str] = field(default_factory=Counter)  # by reason, in seconds
+
+    def record(self, event: Segment | Gap) -> None:
+        if isinstance(event, Segment):
+            self.segments_delivered += 1
+            self.last_segment_time = event.ref.end
+        else:
+            self.gaps_reported[event.reason] += event.seconds
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A segment that could not be read this time (404/403, or retries exhausted)."""
+
+    detail: str
+
+
+class StreamFiles:
+    """One stream's playlists and segments over a `Fetcher` whose error counter is `stats.fetch_errors`."""
+
+    def __init__(self, fetcher: Fetcher, base_url: str, stream_id: str) -> None:
+        self.fetcher = fetcher
+        self.base_url = base_url
+        self.stream_id = stream_id
+
+    @property
+    def errors(self) -> Counter[str]:
+        return self.fetcher.errors
+
+    def playlist(self, folder: int, known_starts: Mapping[int, datetime] | None = None) -> Playlist | None:
+        """The folder's playlist, or None when it is absent or unreadable this time (counted)."""
+        try:
+            fetched = self.fetcher.get(playlist_url(self.base_url, self.stream_id, folder))
+        except FetchError:
+            return None
+        if not fetched.found:
+            self.errors["playlist-not-found"] += 1
+            return None
+        try:
+            return parse_playlist(fetched.content.decode("utf-8", errors="replace"), folder, known_starts)
+        except PlaylistError:
+            self.errors["playlist-invalid"] += 1
+            return None
+
+    def segment(self, ref: SegmentRef) -> Segment | Gap | Unavailable:
+        url = segment_url(playlist_url(self.base_url, self.stream_id, ref.folder), ref.uri)
+        try:
+            fetched = self.fetcher.get(url)
+        except FetchError as exc:
+            return Unavailable(str(exc))
+        if not fetched.found:
+            self.errors["segment-not-found"] += 1
+            return Unavailable(f"HTTP {fetched.status}")
+        try:
+            audio, rate = decode_segment(fetched.content)
+        except DecodeError as exc:
+            self.errors["segment-corrupt"] += 1
+            return Gap(ref.start, ref.end, "segment-corrupt", f"{ref.uri}: {exc}")
+        return Segment(ref=ref, audio=audio, sample_rate=rate)
