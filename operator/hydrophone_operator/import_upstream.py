@@ -77,8 +77,10 @@ def _site_configs(doc: Document, problems: list[str]) -> list[SiteConfig]:
             continue  # some other file in the ConfigMap
         site = meta.get("namespace") if stem in SHARED_CONFIG_STEMS else stem
         if not site:
-            problems.append(f"{where}: no metadata.namespace, so the site is unknown — fix: add the "
-                            "namespace the ConfigMap is deployed to")
+            problems.append(
+                f"{where}: no metadata.namespace, so the site is unknown — fix: add the "
+                "namespace the ConfigMap is deployed to"
+            )
             continue
         found.append(SiteConfig(site=site, origin=origin, source=where, flat=flat))
     return found
@@ -98,8 +100,10 @@ def _model_tag(deployment: Document, problems: list[str]) -> str | None:
     image = str(_container(deployment).get("image", ""))
     tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else ""
     if not UPSTREAM_MODEL_TAG.match(tag):
-        problems.append(f"{where}: image {image!r} has no model tag like 11-15-20.FastAI.R1-12.v0 "
-                        "(<date>.<model>.<rounds>.v<major>) — fix: pin the Deployment to the tag it runs")
+        problems.append(
+            f"{where}: image {image!r} has no model tag like 11-15-20.FastAI.R1-12.v0 "
+            "(<date>.<model>.<rounds>.v<major>) — fix: pin the Deployment to the tag it runs"
+        )
         return None
     return tag
 
@@ -121,22 +125,32 @@ def _worker(deployment: Document) -> dict[str, Any]:
 def _secret_names(deployment: Document) -> set[str]:
     """The Secrets upstream's env vars name (only names: Secret objects among the inputs are ignored)."""
     container = _container(deployment)
-    names = {((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") for env in
-             container.get("env") or []}
+    names = {
+        ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+        for env in container.get("env") or []
+    }
     names |= {(ref.get("secretRef") or {}).get("name") for ref in container.get("envFrom") or []}
     return {name for name in names if name}
 
 
-def _spec(config: SiteConfig, deployment: Document | None, *, shadow: bool, credentials_secret: str,
-          problems: list[str]) -> dict[str, Any] | None:
+def _spec(
+    config: SiteConfig,
+    deployment: Document | None,
+    *,
+    shadow: bool,
+    credentials_secret: str,
+    problems: list[str],
+) -> dict[str, Any] | None:
     try:
         ours = translate_upstream(config.flat, source=config.source)
     except ConfigError as exc:
         problems.extend(f"{config.source}: {line}" for line in exc.problems)
         return None
     if ours["stream"].get("mode") != "live":
-        problems.append(f"{config.source}: hls_stream_type DateRangeHLS is a one-off backfill, not a site — "
-                        "fix: run `hydrophone-worker backfill` for it and leave it out of the import")
+        problems.append(
+            f"{config.source}: hls_stream_type DateRangeHLS is a one-off backfill, not a site — "
+            "fix: run `hydrophone-worker backfill` for it and leave it out of the import"
+        )
         return None
     stream_id = ours["stream"]["streamId"]
     spec: dict[str, Any] = {"streamId": stream_id}
@@ -162,16 +176,19 @@ def _spec(config: SiteConfig, deployment: Document | None, *, shadow: bool, cred
         secrets = _secret_names(deployment) if deployment is not None else set()
         if deployment is not None and len(secrets) > 1:
             names = ", ".join(sorted(secrets))
-            problems.append(f"{deployment.source}: the worker reads Secrets {names} — fix: merge them into "
-                            "one, a Hydrophone names a single credentials Secret")
+            problems.append(
+                f"{deployment.source}: the worker reads Secrets {names} — fix: merge them into "
+                "one, a Hydrophone names a single credentials Secret"
+            )
         spec["credentials"] = {"secretName": secrets.pop() if len(secrets) == 1 else credentials_secret}
     if deployment is not None and (worker := _worker(deployment)):
         spec["worker"] = worker
     return spec
 
 
-def import_sites(documents: list[Document], *, shadow: bool = False,
-                 credentials_secret: str = DEFAULT_CREDENTIALS_SECRET) -> list[dict[str, Any]]:
+def import_sites(
+    documents: list[Document], *, shadow: bool = False, credentials_secret: str = DEFAULT_CREDENTIALS_SECRET
+) -> list[dict[str, Any]]:
     """Hydrophone manifests for every upstream site in `documents`, sorted by name; raises on any problem."""
     problems: list[str] = []
     configs: dict[str, SiteConfig] = {}
@@ -181,32 +198,47 @@ def import_sites(documents: list[Document], *, shadow: bool = False,
         if kind == "ConfigMap":
             for config in _site_configs(doc, problems):
                 if config.site in configs:
-                    problems.append(f"{config.source}: site {config.site} is also configured in "
-                                    f"{configs[config.site].source} — fix: pass each site's config once")
+                    problems.append(
+                        f"{config.source}: site {config.site} is also configured in "
+                        f"{configs[config.site].source} — fix: pass each site's config once"
+                    )
                 configs[config.site] = config
         elif kind == "Deployment":
             namespace = meta.get("namespace")
             if not namespace:
-                problems.append(f"{doc.source}: Deployment {meta.get('name')} has no metadata.namespace — "
-                                "fix: add the namespace it runs in (the site)")
+                problems.append(
+                    f"{doc.source}: Deployment {meta.get('name')} has no metadata.namespace — "
+                    "fix: add the namespace it runs in (the site)"
+                )
             elif namespace in deployments:
-                problems.append(f"{doc.source}: a second Deployment in namespace {namespace} (the first is "
-                                f"in {deployments[namespace].source}) — fix: pass only the inference "
-                                "Deployment")
+                problems.append(
+                    f"{doc.source}: a second Deployment in namespace {namespace} (the first is "
+                    f"in {deployments[namespace].source}) — fix: pass only the inference "
+                    "Deployment"
+                )
             else:
                 deployments[namespace] = doc
     for namespace, doc in sorted(deployments.items()):
         if namespace not in configs:
-            problems.append(f"{doc.source}: Deployment in namespace {namespace} has no site config among the "
-                            f"inputs — fix: also pass the ConfigMap with {namespace}.yml or config.yml")
+            problems.append(
+                f"{doc.source}: Deployment in namespace {namespace} has no site config among the "
+                f"inputs — fix: also pass the ConfigMap with {namespace}.yml or config.yml"
+            )
     if not configs and not problems:
-        problems.append("no upstream site config found — fix: pass the ConfigMap files "
-                        "(deploy/*-configmap.yaml) whose entries hold hls_hydrophone_id and the other "
-                        "upstream keys")
+        problems.append(
+            "no upstream site config found — fix: pass the ConfigMap files "
+            "(deploy/*-configmap.yaml) whose entries hold hls_hydrophone_id and the other "
+            "upstream keys"
+        )
     manifests = []
     for site, config in sorted(configs.items()):
-        spec = _spec(config, deployments.get(site), shadow=shadow, credentials_secret=credentials_secret,
-                     problems=problems)
+        spec = _spec(
+            config,
+            deployments.get(site),
+            shadow=shadow,
+            credentials_secret=credentials_secret,
+            problems=problems,
+        )
         if spec is not None:
             manifests.append(_manifest(site, config, spec, shadow=shadow))
     if problems:
@@ -242,12 +274,20 @@ def read_documents(paths: list[Path]) -> list[Document]:
 
 
 @click.command("import-upstream")
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--shadow", is_flag=True,
-              help="Name each Hydrophone <site>-shadow with publishing off, to run beside upstream.")
-@click.option("--credentials-secret", default=DEFAULT_CREDENTIALS_SECRET, show_default=True,
-              help="Secret for publishing sites whose Deployment names none.")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--shadow",
+    is_flag=True,
+    help="Name each Hydrophone <site>-shadow with publishing off, to run beside upstream.",
+)
+@click.option(
+    "--credentials-secret",
+    default=DEFAULT_CREDENTIALS_SECRET,
+    show_default=True,
+    help="Secret for publishing sites whose Deployment names none.",
+)
 def import_upstream(paths: tuple[Path, ...], shadow: bool, credentials_secret: str) -> None:
     """Print Hydrophone manifests for upstream's ConfigMaps and Deployments (files in PATHS)."""
     try:

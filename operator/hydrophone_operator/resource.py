@@ -109,13 +109,13 @@ def parse_hydrophone(body: dict[str, Any]) -> Hydrophone:
     if body.get("kind") not in (None, KIND):
         raise InvalidHydrophone(f"kind: expected {KIND}, got {body.get('kind')!r}")
     if not meta.get("name"):
-        raise InvalidHydrophone("metadata.name: missing — fix: name the Hydrophone (it names the site namespace)")
+        raise InvalidHydrophone(
+            "metadata.name: missing — fix: name the Hydrophone (it names the site namespace)"
+        )
     try:
         spec = HydrophoneSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        lines = [
-            f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        ]
+        lines = [f"spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise InvalidHydrophone("; ".join(lines)) from None
     return Hydrophone(
         name=meta["name"],

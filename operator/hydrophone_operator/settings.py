@@ -1,7 +1,7 @@
 """Operator settings: environment variables `HYDROPHONE_OPERATOR_<FIELD>`, a YAML file, CLI flags.
 
 Precedence: CLI flags > the `--settings` YAML file > environment variables > defaults. The YAML file uses the
-field names below (snake_case). Everything the Helm chart sets lives here, so the chart and the code share names.
+field names below (snake_case). Everything the Helm chart sets lives here: chart and code share names.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class OperatorSettings(BaseSettings):
     default_model_tag: Annotated[str, Field(pattern=MODEL_TAG_PATTERN)] = "11-15-20.FastAI.R1-12.v0"
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     default_stream_base_url: str = DEFAULT_BASE_URL
-    # The operator's own namespace: credentials Secrets are copied from here; workers accept traffic from here.
+    # The operator's own namespace: credentials are copied from here; workers accept traffic from here.
     credentials_namespace: str = Field("hydrophone-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     monitoring_namespace: str = Field("monitoring", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     default_worker_resources: WorkerResources = Field(default_factory=WorkerResources)
@@ -72,7 +72,7 @@ class OperatorSettings(BaseSettings):
 def _problem(error: dict[str, Any]) -> str:
     field = str(error["loc"][0]) if error["loc"] else "(settings)"
     where = ".".join(str(p) for p in error["loc"])
-    return (f"{where} (env {ENV_PREFIX}{field.upper()}): {error['msg']} (got {error.get('input')!r})")
+    return f"{where} (env {ENV_PREFIX}{field.upper()}): {error['msg']} (got {error.get('input')!r})"
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> OperatorSettings:

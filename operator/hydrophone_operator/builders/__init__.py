@@ -19,7 +19,11 @@ def build_children(
     hp: Hydrophone, settings: OperatorSettings, credentials_source: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """Every child in apply order (the Namespace first). The Secret copy only when its source is known."""
-    children = [build_namespace(hp, settings), build_service_account(hp, settings), build_config_map(hp, settings)]
+    children = [
+        build_namespace(hp, settings),
+        build_service_account(hp, settings),
+        build_config_map(hp, settings),
+    ]
     digest = None
     if credentials_source is not None:
         children.append(build_secret(hp, settings, credentials_source))

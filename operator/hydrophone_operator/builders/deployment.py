@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydrophone_operator.builders.configmap import CONFIG_DIR, DATA_DIR, build_config_map, config_digest, model_tag
+from hydrophone_operator.builders.configmap import (
+    CONFIG_DIR,
+    DATA_DIR,
+    build_config_map,
+    config_digest,
+    model_tag,
+)
 from hydrophone_operator.builders.meta import (
     CONFIG_HASH_ANNOTATION,
     CONFIG_KEY,
@@ -103,12 +109,14 @@ def _pod_spec(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
             {"name": "state", "emptyDir": {"sizeLimit": settings.state_size_limit}},
         ],
         # Spread the fleet's workers (all sites) across nodes so one node loss stops few sites.
-        "topologySpreadConstraints": [{
-            "maxSkew": 1,
-            "topologyKey": "kubernetes.io/hostname",
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": WORKER}},
-        }],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": WORKER}},
+            }
+        ],
     }
     if hp.spec.worker.node_selector:
         spec["nodeSelector"] = dict(hp.spec.worker.node_selector)

@@ -23,13 +23,15 @@ def build_network_policy(hp: Hydrophone, settings: OperatorSettings) -> dict[str
         "spec": {
             "podSelector": {"matchLabels": selector_labels(hp)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{
-                "from": [
-                    _from_namespace(settings.credentials_namespace),
-                    _from_namespace(settings.monitoring_namespace),
-                ],
-                "ports": [{"protocol": "TCP", "port": HTTP_PORT}],
-            }],
+            "ingress": [
+                {
+                    "from": [
+                        _from_namespace(settings.credentials_namespace),
+                        _from_namespace(settings.monitoring_namespace),
+                    ],
+                    "ports": [{"protocol": "TCP", "port": HTTP_PORT}],
+                }
+            ],
             "egress": [
                 {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
                 # The HLS bucket, Azure Blob/Cosmos and Azure Monitor are all HTTPS endpoints.

@@ -1,4 +1,4 @@
-"""Worker sizing: spec overrides on top of the fleet defaults, and a thread count that matches the CPU limit."""
+"""Worker sizing: spec overrides on top of fleet defaults, and threads that match the CPU limit."""
 
 from __future__ import annotations
 
