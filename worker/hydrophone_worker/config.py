@@ -234,14 +234,12 @@ class WorkerConfig(_Section):
             longitude=loc.longitude if loc.longitude is not None else (site.longitude if site else None),
         )
         object.__setattr__(self, "location", filled)
-        if (
-            self.publish.enabled
-            and "azure" in self.publish.sinks
-            and (filled.latitude is None or filled.longitude is None)
-        ):
+        if self.publish.enabled and (filled.latitude is None or filled.longitude is None):
+            # Every detection record carries the hydrophone's position (UPSTREAM §4).
             raise ValueError(
-                f"location.latitude/longitude are required to publish to azure for stream "
-                f"'{self.stream.stream_id}' (not a known Orcasound site); add them under location"
+                f"location.latitude/longitude are required to publish detections of stream "
+                f"'{self.stream.stream_id}' (not a known Orcasound site); add them under location "
+                "or set publish.enabled: false"
             )
         return self
 
