@@ -1,0 +1,154 @@
+"""The Helm chart rendered by the real Helm SDK: lint, Kubernetes schemas, the operator's Deployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+from hydrophone_operator.resource import parse_hydrophone
+
+from tests.ship.conftest import (
+    CHART_DIR,
+    CRD_FILE,
+    NAMESPACE,
+    RELEASE,
+    Render,
+    by_kind,
+    full_values,
+    load_script,
+    one,
+)
+
+# The chart's kubeVersion floor (CEL validation rules are GA from 1.29) and the newest Kubernetes whose
+# schemas kubernetes-validate ships.
+OLDEST_SUPPORTED, NEWEST_SHIPPED = "1.29.0", kubernetes_validate.latest_version()
+# Custom resources: kubernetes-validate has no schema for them. Hydrophones are checked against our CRD,
+# the Prometheus Operator monitors against the objects they must select.
+CUSTOM_KINDS = {"Hydrophone", "ServiceMonitor", "PodMonitor"}
+VALUE_SETS = {"default": dict, "full": full_values}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_lint_strict_finds_nothing(values: str) -> None:
+    report = helm.lint(CHART_DIR, VALUE_SETS[values](), strict=True, namespace=NAMESPACE)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == []
+
+
+@pytest.mark.parametrize("version", [OLDEST_SUPPORTED, NEWEST_SHIPPED])
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_every_manifest_passes_strict_kubernetes_validation(
+    render: Render, values: str, version: str
+) -> None:
+    objects = render(VALUE_SETS[values]())
+    checked = [obj for obj in objects if obj["kind"] not in CUSTOM_KINDS]
+    for obj in checked:
+        kubernetes_validate.validate(obj, version, strict=True)
+    assert {obj["kind"] for obj in checked} >= {
+        "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
+        "Service", "Pod"}
+
+
+def test_default_values_install_only_the_operator(render: Render) -> None:
+    kinds = sorted(obj["kind"] for obj in render())
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Pod",
+                     "Service", "ServiceAccount"]
+
+
+def test_full_values_add_sites_monitors_and_network_policy(render: Render, hydrophone_validator: Any) -> None:
+    objects = render(full_values())
+    hydrophones = {hp["metadata"]["name"]: hp for hp in by_kind(objects, "Hydrophone")}
+    assert len(hydrophones) == 8
+    for hp in hydrophones.values():
+        hydrophone_validator.validate(hp)
+        parse_hydrophone(hp)  # the operator's own view accepts it too
+    thresholds = {name: hp["spec"]["detection"]["globalThreshold"] for name, hp in hydrophones.items()}
+    assert thresholds.pop("bush-point") == 0.90 and thresholds.pop("north-sjc") == 0.95
+    assert set(thresholds.values()) == {0.6}
+    assert {"PodMonitor", "ServiceMonitor", "NetworkPolicy"} <= {obj["kind"] for obj in objects}
+
+
+def test_operator_deployment_is_single_restricted_and_probed(render: Render) -> None:
+    deployment = one(render(), "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    # The probe must hit what kopf serves: `--liveness=http://0.0.0.0:<port>/healthz`.
+    (liveness_arg,) = [arg for arg in container["args"] if arg.startswith("--liveness=")]
+    probe = container["livenessProbe"]["httpGet"]
+    (port,) = [p for p in container["ports"] if p["name"] == probe["port"]]
+    assert liveness_arg == f"--liveness=http://0.0.0.0:{port['containerPort']}{probe['path']}"
+    assert container["image"] == "ghcr.io/orcasound/hydrophone-operator:0.1.0"  # the chart's appVersion
+
+
+def test_image_digest_wins_over_tag(render: Render) -> None:
+    digest = "sha256:" + "ab" * 32
+    objects = render({"image": {"repository": "r.example/op", "tag": "9", "digest": digest}})
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == f"r.example/op@{digest}"
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def test_helm_test_pod_is_a_hook_no_selector_adopts(render: Render) -> None:
+    objects = render()
+    pod = one(objects, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    labels = pod["metadata"]["labels"]
+    assert not _matches(one(objects, "Deployment")["spec"]["selector"]["matchLabels"], labels)
+    assert not _matches(one(objects, "Service")["spec"]["selector"], labels)
+    assert f"{RELEASE}.{NAMESPACE}.svc:8080/healthz" in pod["spec"]["containers"][0]["args"][0]
+
+
+def test_chart_crd_is_the_repository_crd_kept_on_uninstall(render: Render, crd: dict[str, Any]) -> None:
+    rendered = one(render(), "CustomResourceDefinition")
+    annotations = rendered["metadata"].pop("annotations")
+    assert annotations == {"helm.sh/resource-policy": "keep"}
+    assert rendered == crd
+    sync = load_script(CHART_DIR.parent / "sync_chart.py")
+    assert sync.CRD_COPY.read_bytes() == CRD_FILE.read_bytes()
+    assert sync.stale_files() == [], "run `python charts/sync_chart.py`"
+
+
+def test_crd_can_be_left_out(render: Render) -> None:
+    assert by_kind(render({"crds": {"install": False}}), "CustomResourceDefinition") == []
+
+
+def test_notes_list_the_sites(chart: helm.Chart) -> None:
+    notes = chart.render(full_values(), name=RELEASE, namespace=NAMESPACE, is_install=True)[
+        "hydrophone-operator/templates/NOTES.txt"]
+    assert "8 hydrophone(s)" in notes and "bush-point (stream rpi_bush_point)" in notes
+    assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
+
+
+@pytest.mark.parametrize(("values", "where"), [
+    ({"worker": {"defaultModelTg": "x"}}, "at '/worker': additional properties 'defaultModelTg' not allowed"),
+    ({"hydrophones": [{"name": "a", "spec": {"streamId": "rpi_a", "detection": {"globalThresold": 0.5}}}]},
+     "at '/hydrophones/0/spec/detection': additional properties 'globalThresold' not allowed"),
+    ({"hydrophones": [{"name": "a", "spec": {"streamId": "rpi_a", "detection": {"globalThreshold": 1.5}}}]},
+     "at '/hydrophones/0/spec/detection/globalThreshold': maximum: got 1.5, want 1"),
+    ({"hydrophones": [{"name": "Bad_Name", "spec": {"streamId": "rpi_a"}}]}, "at '/hydrophones/0/name'"),
+    ({"operator": {"logLevel": "loud"}}, "at '/operator/logLevel'"),
+])
+def test_schema_rejects_bad_values_naming_the_field(
+    render: Render, values: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(helm.HelmValuesError) as raised:
+        render(values)
+    assert where in str(raised.value)
+
+
+def test_values_yaml_documents_every_schema_key(chart: helm.Chart) -> None:
+    """The schema forbids unknown keys, so every top-level value a user may set must be in values.yaml."""
+    schema_keys = set(chart.schema["properties"]) - {"global"}
+    assert set(yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))) == schema_keys
