@@ -1,0 +1,266 @@
+"""The run loop: source -> clip assembler -> detector -> outbox -> results log -> checkpoint.
+
+Order per clip is what makes a kill at any instant safe: the positive is spooled in the outbox (deterministic
+id, re-put is a no-op) and the results line written before the checkpoint moves past the clip. A restart
+resumes at the checkpoint, so at worst it re-scores the clip it was killed on; the outbox and the results log
+both recognise it and nothing is published or logged twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from hydrophone_worker.clips import ClipAssembler
+from hydrophone_worker.domain import Clip, ClipScore, Gap, Segment
+from hydrophone_worker.publish.outbox import Outbox
+from hydrophone_worker.publish.record import Location
+from hydrophone_worker.service.checkpoint import CheckpointStore
+from hydrophone_worker.service.logs import FIELDS
+from hydrophone_worker.service.metrics import WorkerMetrics
+from hydrophone_worker.service.results import ResultsLog, clip_entry, gap_entry, gap_line
+from hydrophone_worker.service.status import WorkerStatus
+
+log = logging.getLogger("hydrophone_worker.run")
+
+
+class Scorer(Protocol):
+    model_id: str
+
+    def score_clip(self, clip: Clip) -> ClipScore: ...
+
+
+class ReaderStatsView(Protocol):
+    state: str
+    last_segment_time: datetime | None
+    fetch_errors: Mapping[str, int]
+
+
+class Reader(Protocol):
+    stats: ReaderStatsView
+
+    def events(self) -> Iterator[Segment | Gap]: ...
+
+
+# start_at (None = the reader's own default) -> a reader positioned there
+ReaderFactory = Callable[[datetime | None], Reader]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    stream_id: str
+    live: bool
+    clip_seconds: float = 60.0
+    max_lag_s: float = 1800.0
+    lag_policy: str = "jump"  # jump | report
+    delay_s: float = 60.0
+    max_clips: int | None = None
+
+
+@dataclass
+class RunSummary:
+    clips: int = 0
+    positives: int = 0
+    gaps: dict[str, float] = field(default_factory=dict)  # seconds by reason
+    audio_seconds: float = 0.0
+    scoring_seconds: float = 0.0
+    stopped_by: str = "end of range"
+    detections: list[str] = field(default_factory=list)  # clip names of positives, in order
+
+
+class _Jump(Exception):
+    """Raised inside the event loop to restart the reader further ahead (lag policy jump)."""
+
+    def __init__(self, gap: Gap):
+        self.gap = gap
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        reader_factory: ReaderFactory,
+        scorer: Scorer,
+        outbox: Outbox | None,
+        location: Location,
+        checkpoint: CheckpointStore,
+        status: WorkerStatus,
+        metrics: WorkerMetrics,
+        results: ResultsLog | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+        on_progress: Callable[[float], None] | None = None,
+    ):
+        self.settings = settings
+        self._reader_factory = reader_factory
+        self._scorer = scorer
+        self._outbox = outbox
+        self._location = location
+        self._checkpoint = checkpoint
+        self._status = status
+        self._metrics = metrics
+        self._results = results
+        self.stop = stop or threading.Event()
+        self._clock = clock
+        self._on_progress = on_progress or (lambda _seconds: None)
+        self._reader: Reader | None = None
+        self.summary = RunSummary()
+        metrics.watch_fetch_errors(lambda: dict(self._reader.stats.fetch_errors) if self._reader else {})
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    # --- the loop ---------------------------------------------------------------------------------------
+
+    def run(self, start_at: datetime | None) -> RunSummary:
+        """Read from `start_at` until the range ends, `stop` is set or `max_clips` clips were scored."""
+        self._status.update(state="running")
+        while True:
+            self._reader = self._reader_factory(start_at)
+            assembler = ClipAssembler(self.settings.stream_id, self.settings.clip_seconds)
+            try:
+                for event in self._reader.events():
+                    self._status.heartbeat()
+                    self._observe_reader()
+                    for item in assembler.feed(event):
+                        self._handle(item)
+                    if self._should_stop():
+                        return self.summary
+                # A stopped reader leaves a partial clip: dropped; the restart re-reads it.
+                for item in [] if self.stop.is_set() else assembler.flush():
+                    self._handle(item)
+                    if self._should_stop():
+                        return self.summary
+            except _Jump as jump:
+                # The audio gathered for the next clip is inside the skipped span: dropped with it.
+                self._handle_gap(jump.gap)
+                start_at = jump.gap.end
+                continue
+            self.summary.stopped_by = "stopped" if self.stop.is_set() else "end of range"
+            return self.summary
+
+    def _should_stop(self) -> bool:
+        if self.stop.is_set():
+            self.summary.stopped_by = "stopped"
+            return True
+        limit = self.settings.max_clips
+        if limit is not None and self.summary.clips >= limit:
+            self.summary.stopped_by = f"--max-clips {limit}"
+            return True
+        return False
+
+    def _observe_reader(self) -> None:
+        assert self._reader is not None
+        stats = self._reader.stats
+        if stats.last_segment_time is not None:
+            self._status.update(last_segment_time=stats.last_segment_time)
+            self._metrics.last_segment.labels(self.settings.stream_id).set(
+                stats.last_segment_time.timestamp()
+            )
+
+    def _handle(self, item: Clip | Gap) -> None:
+        if isinstance(item, Gap):
+            self._handle_gap(item)
+        else:
+            self._handle_clip(item)
+            self._check_lag(item.end)
+
+    # --- one clip ---------------------------------------------------------------------------------------
+
+    def _handle_clip(self, clip: Clip) -> None:
+        began = time.perf_counter()
+        score = self._scorer.score_clip(clip)
+        scoring_s = time.perf_counter() - began
+        detection = None
+        if score.positive and self._outbox is not None:
+            detection = self._outbox.put(clip, score, self._location)
+        if self._results is not None:
+            self._results.append(clip_entry(clip, score, detection), clip.end)
+        self._checkpoint.write(clip.end)
+        self._account_clip(clip, score, scoring_s, detection)
+
+    def _account_clip(self, clip: Clip, score: ClipScore, scoring_s: float, detection: str | None) -> None:
+        stream = self.settings.stream_id
+        self.summary.clips += 1
+        self.summary.audio_seconds += clip.duration
+        self.summary.scoring_seconds += scoring_s
+        self._metrics.record_clip(score, scoring_s)
+        self._status.bump(clips_total=1)
+        self._status.update(last_clip_end=clip.end)
+        if score.positive:
+            self.summary.positives += 1
+            self.summary.detections.append(clip.name)
+            self._metrics.detections.labels(stream).inc()
+            self._metrics.last_detection.labels(stream).set(clip.start.timestamp())
+            self._status.bump(detections_total=1)
+            self._status.update(last_detection_time=clip.start)
+        self._update_outbox_depth()
+        self._on_progress(clip.duration)
+        top = max(score.window_scores, default=0.0)
+        verdict = "POSITIVE" if score.positive else "negative"
+        log.info(
+            "%s %s confidence %.2f (top window %.2f, %d windows) scored in %.2f s%s",
+            clip.name,
+            verdict,
+            score.global_confidence,
+            top,
+            len(score.window_scores),
+            scoring_s,
+            "" if detection is None else f" -> detection {detection}",
+            extra={
+                FIELDS: {
+                    "event": "clip",
+                    **clip_entry(clip, score, detection),
+                    "scoringSeconds": round(scoring_s, 4),
+                    "lagSeconds": self._lag(clip.end),
+                }
+            },
+        )
+
+    def _update_outbox_depth(self) -> None:
+        depth = self._outbox.depth if self._outbox is not None else 0
+        self._metrics.outbox_depth.labels(self.settings.stream_id).set(depth)
+        self._status.update(outbox_depth=depth)
+
+    # --- gaps and lag -----------------------------------------------------------------------------------
+
+    def _handle_gap(self, gap: Gap) -> None:
+        if self._results is not None:
+            self._results.append(gap_line(self.settings.stream_id, gap), gap.end)
+        self._checkpoint.write(gap.end)
+        self.summary.gaps[gap.reason] = self.summary.gaps.get(gap.reason, 0.0) + gap.seconds
+        self._metrics.record_gap(gap)
+        self._status.bump(gaps_total=1)
+        self._status.update(last_clip_end=gap.end)
+        self._on_progress(gap.seconds)
+        log.info(
+            "gap %s: %.1f s from %s (%s)",
+            gap.reason,
+            gap.seconds,
+            gap.start.isoformat(),
+            gap.detail or "no detail",
+            extra={FIELDS: {"event": "gap", "stream": self.settings.stream_id, **gap_entry(gap)}},
+        )
+
+    def _lag(self, audio_end: datetime) -> float | None:
+        """Seconds between now and the end of the last scored audio (live only: history has no 'now')."""
+        return (self.now() - audio_end).total_seconds() if self.settings.live else None
+
+    def _check_lag(self, audio_end: datetime) -> None:
+        lag = self._lag(audio_end)
+        if lag is None:
+            return
+        self._metrics.lag.labels(self.settings.stream_id).set(lag)
+        behind = lag > self.settings.max_lag_s
+        self._status.update(lag_seconds=lag, state="lagging" if behind else "running")
+        if behind and self.settings.lag_policy == "jump":
+            resume = self.now() - timedelta(seconds=self.settings.delay_s)
+            detail = f"{lag:.0f} s behind, more than maxLagSeconds={self.settings.max_lag_s:g}"
+            log.warning("falling behind: %s; jumping to %s", detail, resume.isoformat())
+            raise _Jump(Gap(audio_end, resume, "lag-skip", detail))
