@@ -8,6 +8,7 @@ import click
 
 # name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
+    "import-upstream": "hydrophone_operator.import_upstream:import_upstream",
     "render": "hydrophone_operator.render:render",
     "run": "hydrophone_operator.run:run",
 }
