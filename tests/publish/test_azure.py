@@ -1,0 +1,91 @@
+"""The azure sink against Azurite and the Cosmos emulator: records, blobs, idempotence, moderator fields."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import soundfile
+from azure.cosmos import CosmosClient
+from azure.storage.blob import BlobServiceClient
+
+from hydrophone_worker.publish.outbox import Outbox
+from hydrophone_worker.publish.record import detection_id
+from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
+from tests.emulators import Azurite, Cosmos
+from tests.publish.conftest import LOCATION, START, make_clip, make_score
+
+pytestmark = pytest.mark.integration
+
+
+def _documents(cosmos: Cosmos, names: AzureNames) -> list[dict]:
+    container = (
+        CosmosClient(cosmos.endpoint, credential=cosmos.key)
+        .get_database_client(names.cosmos_database)
+        .get_container_client(names.cosmos_container)
+    )
+    return list(container.query_items("SELECT * FROM c", enable_cross_partition_query=True))
+
+
+def _blob(azurite: Azurite, container: str, name: str):
+    return BlobServiceClient.from_connection_string(azurite.connection_string).get_blob_client(container, name)
+
+
+def test_publish_writes_upstream_document_and_blobs(
+    tmp_path: Path, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames, azure_sink: AzureSink
+) -> None:
+    clip, score = make_clip(channels=2), make_score()
+    outbox = Outbox(tmp_path / "spool", [azure_sink])
+    detection = outbox.put(clip, score, LOCATION)
+    assert outbox.deliver_pending() == 1
+
+    [doc] = _documents(cosmos, azure_names)
+    name = "rpi_orcasound_lab_2021_10_13_15_11_18_PDT"
+    assert doc["id"] == detection == detection_id("rpi_orcasound_lab", START)
+    assert doc["audioUri"] == f"{azurite.url}/{azure_names.audio_container}/{name}.wav"
+    assert doc["imageUri"] == f"{azurite.url}/{azure_names.image_container}/{name}.png"
+    assert doc["timestamp"] == "2021-10-13T22:11:18.250000Z"
+    assert doc["source_guid"] == doc["location"]["id"] == "rpi_orcasound_lab"
+    assert doc["reviewed"] is False
+    assert isinstance(doc["whaleFoundConfidence"], float) and doc["whaleFoundConfidence"] == pytest.approx(85.0)
+    assert [(p["id"], p["startTime"], p["duration"]) for p in doc["predictions"]] == [(0, 2.0, 3.0), (1, 4.0, 3.0)]
+
+    wav = _blob(azurite, azure_names.audio_container, f"{name}.wav")
+    assert wav.get_blob_properties().content_settings.content_type == "audio/wav"
+    audio, rate = soundfile.read(io.BytesIO(wav.download_blob().readall()), always_2d=True)
+    assert rate == clip.sample_rate and audio.shape == (clip.audio.shape[1], 2)
+    png = _blob(azurite, azure_names.image_container, f"{name}.png")
+    assert png.get_blob_properties().content_settings.content_type == "image/png"
+    assert png.download_blob().readall().startswith(b"\x89PNG")
+    assert outbox.depth == 0
+
+
+def test_republish_is_idempotent_and_keeps_moderator_fields(
+    tmp_path: Path, cosmos: Cosmos, azure_names: AzureNames, azure_sink: AzureSink
+) -> None:
+    clip, score = make_clip(START + timedelta(minutes=1)), make_score()
+    Outbox(tmp_path / "a", [azure_sink]).put(clip, score, LOCATION)
+    assert Outbox(tmp_path / "a", [azure_sink]).deliver_pending() == 1
+    container = (
+        CosmosClient(cosmos.endpoint, credential=cosmos.key)
+        .get_database_client(azure_names.cosmos_database)
+        .get_container_client(azure_names.cosmos_container)
+    )
+    [doc] = _documents(cosmos, azure_names)
+    moderated = {"SRKWFound": "yes", "comments": "clear S1 calls", "dateModerated": "2021-10-14T01:00:00Z",
+                 "moderator": "mod@example.org", "tags": ["S1", "J pod"], "reviewed": True}
+    container.replace_item(doc["id"], {**doc, **moderated})
+
+    # A second worker (new spool) publishes the same clip again, with a different public blob base URL.
+    names = AzureNames(**{**azure_names.__dict__, "public_blob_base_url": "https://cdn.example.org/media/"})
+    republisher = AzureSink(azure_sink._blob_service, azure_sink._cosmos_client, names)
+    outbox = Outbox(tmp_path / "b", [republisher])
+    outbox.put(clip, score, LOCATION)
+    assert outbox.deliver_pending() == 1
+
+    [after] = _documents(cosmos, azure_names)
+    assert {k: after[k] for k in moderated} == moderated
+    assert after["imageUri"].startswith("https://cdn.example.org/media/")
+    assert after["id"] == doc["id"]

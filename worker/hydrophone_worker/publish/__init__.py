@@ -1,0 +1,1 @@
+"""Publishing positive clips: record, artifacts, durable outbox, and the sinks it delivers to."""

@@ -1,0 +1,1 @@
+"""Destinations of the outbox: `local` files (default) and `azure` (Blob + CosmosDB)."""

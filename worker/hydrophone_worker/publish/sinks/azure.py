@@ -1,0 +1,125 @@
+"""Upstream's cloud sink: WAV + PNG to Azure Blob, the detection document to CosmosDB (UPSTREAM §4).
+
+Idempotent by construction: blob names and the document id are deterministic, blobs are overwritten with the
+same bytes, and an existing document gets only OUR fields patched, so moderator fields (`SRKWFound`,
+`comments`, `dateModerated`, `moderator`, `tags`, `reviewed`) survive any re-publish.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.cosmos import ContainerProxy, CosmosClient
+from azure.cosmos.exceptions import CosmosResourceExistsError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from hydrophone_worker.publish.outbox import OutboxEntry
+from hydrophone_worker.publish.record import MODERATOR_FIELDS
+
+log = logging.getLogger(__name__)
+
+# Client-level retries off: the outbox retries with backoff and keeps the entry, so a down service costs
+# one quick failure per attempt instead of minutes of SDK back-off inside a single delivery.
+_CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 120}
+# The partition key cannot be patched, and it is the same value by construction.
+_NOT_PATCHED = frozenset({"id", "source_guid", *MODERATOR_FIELDS})
+
+
+@dataclass(frozen=True)
+class AzureNames:
+    audio_container: str = "audiowavs"
+    image_container: str = "spectrogramspng"
+    cosmos_database: str = "predictions"
+    cosmos_container: str = "metadata"
+    public_blob_base_url: str | None = None  # e.g. a CDN in front of the account; None = the account URL
+
+
+def patch_operations(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """`set` operations for our fields only (Cosmos allows at most 10 per patch; we need 7)."""
+    return [
+        {"op": "set", "path": f"/{key}", "value": value}
+        for key, value in record.items()
+        if key not in _NOT_PATCHED
+    ]
+
+
+class AzureSink:
+    name = "azure"
+
+    def __init__(
+        self,
+        blob_service: BlobServiceClient,
+        cosmos_client: Callable[[], CosmosClient],
+        names: AzureNames = AzureNames(),
+    ):
+        self._blob_service = blob_service
+        # CosmosClient reads the account when constructed: build it at the first delivery, not at start-up,
+        # so a worker starts (and spools) while Cosmos is unreachable.
+        self._cosmos_client = cosmos_client
+        self._container: ContainerProxy | None = None
+        self.names = names
+
+    @classmethod
+    def from_keys(
+        cls,
+        *,
+        storage_connection_string: str,
+        cosmos_endpoint: str,
+        cosmos_key: str,
+        names: AzureNames = AzureNames(),
+    ) -> AzureSink:
+        """Upstream's authentication: AZURE_STORAGE_CONNECTION_STRING and AZURE_COSMOSDB_PRIMARY_KEY."""
+        blob = BlobServiceClient.from_connection_string(storage_connection_string, **_CLIENT_OPTIONS)
+        return cls(
+            blob, lambda: CosmosClient(cosmos_endpoint, credential=cosmos_key, **_CLIENT_OPTIONS), names
+        )
+
+    @classmethod
+    def from_credential(
+        cls,
+        *,
+        credential: TokenCredential,
+        blob_account_url: str,
+        cosmos_endpoint: str,
+        names: AzureNames = AzureNames(),
+    ) -> AzureSink:
+        """Azure AD (e.g. workload identity through DefaultAzureCredential): account URLs, no keys."""
+        blob = BlobServiceClient(blob_account_url, credential=credential, **_CLIENT_OPTIONS)
+        return cls(
+            blob, lambda: CosmosClient(cosmos_endpoint, credential=credential, **_CLIENT_OPTIONS), names
+        )
+
+    def blob_uri(self, container: str, blob_name: str) -> str:
+        if self.names.public_blob_base_url:
+            return f"{self.names.public_blob_base_url.rstrip('/')}/{container}/{blob_name}"
+        return self._blob_service.get_blob_client(container, blob_name).url
+
+    def deliver(self, entry: OutboxEntry) -> None:
+        audio_uri = self._upload(self.names.audio_container, entry.wav_name, entry.wav(), "audio/wav")
+        image_uri = self._upload(self.names.image_container, entry.png_name, entry.png(), "image/png")
+        self.write_record(entry.record(audio_uri=audio_uri, image_uri=image_uri))
+
+    def _upload(self, container: str, blob_name: str, data: bytes, content_type: str) -> str:
+        blob = self._blob_service.get_blob_client(container, blob_name)
+        blob.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=content_type))
+        return self.blob_uri(container, blob_name)
+
+    def _metadata(self) -> ContainerProxy:
+        if self._container is None:
+            database = self._cosmos_client().get_database_client(self.names.cosmos_database)
+            self._container = database.get_container_client(self.names.cosmos_container)
+        return self._container
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        container = self._metadata()
+        try:
+            container.create_item(record)
+        except CosmosResourceExistsError:
+            container.patch_item(record["id"], record["source_guid"], patch_operations(record))
+            log.info(
+                "detection %s existed in CosmosDB; refreshed our fields, kept moderator fields", record["id"]
+            )
