@@ -10,6 +10,7 @@ import click
 COMMANDS: dict[str, str] = {
     "detect": "hydrophone_worker.detector.cli:detect",
     "model": "hydrophone_worker.detector.model_cli:model",
+    "simulate": "hydrophone_worker.sim.cli:simulate",
 }
 
 
