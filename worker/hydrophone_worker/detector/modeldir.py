@@ -325,14 +325,20 @@ def load_model_dir(path: str | Path, *, device: str = "cpu") -> LoadedModel:
 
 
 def save_model_dir(
-    path: str | Path, state_dict: Mapping[str, torch.Tensor], config: ModelConfig, *, overwrite: bool = False
+    path: str | Path,
+    state_dict: Mapping[str, torch.Tensor],
+    config: ModelConfig,
+    *,
+    overwrite: bool = False,
+    source: str = "state dict to save",
 ) -> Path:
     """Write model.safetensors + config.yaml; the directory appears complete or not at all.
 
-    The weights are checked against the config's architecture first, so a broken directory is never written.
+    The weights are checked against the config's architecture first, so a broken directory is never written;
+    `source` names them in that error.
     """
     path = Path(path)
-    _fit_network(config.model.architecture, state_dict, "state dict to save")
+    _fit_network(config.model.architecture, state_dict, source)
     if path.exists() and not path.is_dir():
         raise ModelDirError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
