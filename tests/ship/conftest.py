@@ -44,7 +44,7 @@ def full_values() -> dict[str, Any]:
                               "limits": {"cpu": "2", "memory": "4Gi"}},
                 "stateSizeLimit": "4Gi", "scratchSizeLimit": "512Mi"},
         stream={"baseUrl": "https://audio.example/bucket"},
-        operator={"logLevel": "debug", "resyncSeconds": 30, "lagDegradedSeconds": 600,
+        operator={"verbose": True, "logFormat": "json", "resyncSeconds": 30, "lagDegradedSeconds": 600,
                   "nodeSelector": {"kubernetes.io/os": "linux"},
                   "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops",
                                    "effect": "NoSchedule"}],

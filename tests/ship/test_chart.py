@@ -138,7 +138,7 @@ def test_notes_list_the_sites(chart: helm.Chart) -> None:
     ({"hydrophones": [{"name": "a", "spec": {"streamId": "rpi_a", "detection": {"globalThreshold": 1.5}}}]},
      "at '/hydrophones/0/spec/detection/globalThreshold': maximum: got 1.5, want 1"),
     ({"hydrophones": [{"name": "Bad_Name", "spec": {"streamId": "rpi_a"}}]}, "at '/hydrophones/0/name'"),
-    ({"operator": {"logLevel": "loud"}}, "at '/operator/logLevel'"),
+    ({"operator": {"logFormat": "xml"}}, "at '/operator/logFormat'"),
 ])
 def test_schema_rejects_bad_values_naming_the_field(
     render: Render, values: dict[str, Any], where: str
@@ -152,3 +152,24 @@ def test_values_yaml_documents_every_schema_key(chart: helm.Chart) -> None:
     """The schema forbids unknown keys, so every top-level value a user may set must be in values.yaml."""
     schema_keys = set(chart.schema["properties"]) - {"global"}
     assert set(yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))) == schema_keys
+
+
+@pytest.mark.parametrize("values", VALUE_SETS)
+def test_operator_args_parse_with_the_real_run_command(render: Render, values: str) -> None:
+    from hydrophone_operator.run import run
+
+    (container,) = one(render(VALUE_SETS[values]()), "Deployment")["spec"]["template"]["spec"]["containers"]
+    command, *args = container["args"]
+    assert command == "run"
+    with run.make_context("run", list(args)) as ctx:  # raises click.UsageError on an unknown option or choice
+        assert ctx.params["liveness_endpoint"] == "http://0.0.0.0:8080/healthz"
+
+
+def test_orcasound_values_declare_the_example_sites(render: Render) -> None:
+    """examples/values-orcasound.yaml and examples/hydrophones/ must describe the same eight sites."""
+    examples = {}
+    for path in sorted((CHART_DIR.parents[1] / "examples" / "hydrophones").glob("*.yaml")):
+        manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+        examples[manifest["metadata"]["name"]] = manifest["spec"]
+    from_chart = {hp["metadata"]["name"]: hp["spec"] for hp in by_kind(render(full_values()), "Hydrophone")}
+    assert from_chart == examples

@@ -33,8 +33,9 @@ None of these reach the worker pod templates, so upgrading the operator does not
 {{- define "hydrophone-operator.args" -}}
 - run
 - --liveness=http://0.0.0.0:8080/healthz
-{{- if ne .Values.operator.logLevel "info" }}
-- --{{ .Values.operator.logLevel }}
+- --log-format={{ .Values.operator.logFormat }}
+{{- if .Values.operator.verbose }}
+- --verbose
 {{- end }}
 {{- end }}
 
