@@ -9,6 +9,8 @@ import click
 # name -> "module:attribute" of a click command. Each stage owns its module.
 COMMANDS: dict[str, str] = {
     "detect": "hydrophone_worker.detector.cli:detect",
+    "run": "hydrophone_worker.service.cli:run",
+    "backfill": "hydrophone_worker.service.cli:backfill",
     "model": "hydrophone_worker.detector.model_cli:model",
     "simulate": "hydrophone_worker.sim.cli:simulate",
 }

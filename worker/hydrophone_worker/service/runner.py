@@ -139,7 +139,7 @@ class Runner:
                         return self.summary
             except _Jump as jump:
                 # The audio gathered for the next clip is inside the skipped span: dropped with it.
-                self._handle_gap(jump.gap)
+                self.record_gap(jump.gap)
                 start_at = jump.gap.end
                 continue
             self.summary.stopped_by = "stopped" if self.stop.is_set() else "end of range"
@@ -166,7 +166,7 @@ class Runner:
 
     def _handle(self, item: Clip | Gap) -> None:
         if isinstance(item, Gap):
-            self._handle_gap(item)
+            self.record_gap(item)
         else:
             self._handle_clip(item)
             self._check_lag(item.end)
@@ -230,7 +230,7 @@ class Runner:
 
     # --- gaps and lag -----------------------------------------------------------------------------------
 
-    def _handle_gap(self, gap: Gap) -> None:
+    def record_gap(self, gap: Gap) -> None:
         if self._results is not None:
             self._results.append(gap_line(self.settings.stream_id, gap), gap.end)
         self._checkpoint.write(gap.end)
@@ -250,7 +250,10 @@ class Runner:
 
     def _lag(self, audio_end: datetime) -> float | None:
         """Seconds between now and the end of the last scored audio (live only: history has no 'now')."""
-        return (self.now() - audio_end).total_seconds() if self.settings.live else None
+        if not self.settings.live:
+            return None
+        # Never negative: an accelerated simulator can publish audio stamped ahead of the wall clock.
+        return max(0.0, (self.now() - audio_end).total_seconds())
 
     def _check_lag(self, audio_end: datetime) -> None:
         lag = self._lag(audio_end)

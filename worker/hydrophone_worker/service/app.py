@@ -1,0 +1,220 @@
+"""Assemble a worker from its config: model, sinks, outbox, reader, HTTP server; run it; shut down cleanly.
+
+Start-up order matters for the probes: the HTTP server answers first (alive, not ready), the model and sinks
+load, then the worker reports ready and starts reading. Shutdown (end of range, --max-clips, SIGTERM) finishes
+the clip in hand, then gives the outbox a bounded time to deliver what is pending; undelivered detections stay
+spooled for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.publish.outbox import Outbox
+from hydrophone_worker.publish.record import Location
+from hydrophone_worker.service.checkpoint import CheckpointStore, plan_resume
+from hydrophone_worker.service.http import HealthServer
+from hydrophone_worker.service.metrics import WorkerMetrics
+from hydrophone_worker.service.results import ResultsLog
+from hydrophone_worker.service.runner import Reader, ReaderFactory, Runner, RunSettings, RunSummary, Scorer
+from hydrophone_worker.service.status import WorkerStatus
+
+log = logging.getLogger("hydrophone_worker.run")
+
+
+class WorkerSetupError(RuntimeError):
+    """The worker cannot start (model, sinks, state dir); the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    results_log: Path | None = None
+    max_clips: int | None = None
+    flush_deadline_s: float = 20.0  # SIGTERM: time the outbox gets to deliver before exit
+    stuck_after_s: float = 600.0  # /healthz fails when the loop made no progress for this long
+
+
+def checkpoint_key(config: WorkerConfig) -> str:
+    """Live runs share one checkpoint per stream; each backfill range has its own."""
+    stream = config.stream
+    if stream.mode == "live":
+        return stream.stream_id
+    assert stream.start is not None and stream.end is not None
+    return f"{stream.stream_id}-range-{stream.start:%Y%m%dT%H%M%S}-{stream.end:%Y%m%dT%H%M%S}"
+
+
+def location_of(config: WorkerConfig) -> Location:
+    loc = config.location
+    # Without publishing no record is built; the config demands a position whenever one will be.
+    return Location(
+        config.stream.stream_id,
+        loc.name or config.stream.stream_id,
+        loc.latitude or 0.0,
+        loc.longitude or 0.0,
+    )
+
+
+def default_reader_factory(config: WorkerConfig, stop: threading.Event) -> ReaderFactory:
+    from hydrophone_worker.source.history import RangeReader
+    from hydrophone_worker.source.live import LiveReader
+
+    stream = config.stream
+
+    def make(start_at: datetime | None) -> Reader:
+        if stream.mode == "range":
+            assert stream.start is not None and stream.end is not None
+            return RangeReader(stream.base_url, stream.stream_id, start_at or stream.start, stream.end)
+        return LiveReader(stream.base_url, stream.stream_id, start_at=start_at, stop=stop)
+
+    return make
+
+
+def load_scorer(config: WorkerConfig) -> Scorer:
+    from hydrophone_worker.detector.cpu import configure_torch_threads
+    from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
+    from hydrophone_worker.detector.scoring import Detector
+
+    threads = configure_torch_threads(config.model.threads)
+    try:
+        loaded = load_model_dir(config.model.dir)
+    except ModelDirError as exc:
+        raise WorkerSetupError(f"model.dir: {exc}") from None
+    detector = Detector.from_model(loaded, config.detection, precision=config.model.precision)
+    log.info(
+        "model %s (%s) loaded from %s; %d torch thread(s)",
+        loaded.config.model.name,
+        loaded.config.model.architecture,
+        config.model.dir,
+        threads,
+    )
+    return detector
+
+
+def build_outbox(config: WorkerConfig, env: Mapping[str, str]) -> Outbox | None:
+    from hydrophone_worker.publish.durable import SpoolError
+    from hydrophone_worker.publish.factory import PublishSetupError, build_sinks
+
+    try:
+        sinks = build_sinks(config.publish, env)
+        return Outbox(config.state.dir / "outbox", sinks) if sinks else None
+    except (PublishSetupError, SpoolError) as exc:
+        raise WorkerSetupError(str(exc)) from None
+
+
+class Worker:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        options: RunOptions = RunOptions(),
+        *,
+        env: Mapping[str, str] = os.environ,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+        reader_factory: ReaderFactory | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ):
+        self.config = config
+        self.options = options
+        self.env = env
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.reader_factory = reader_factory or default_reader_factory(config, self.stop)
+        self.on_progress = on_progress
+        stream_id = config.stream.stream_id
+        self.status = WorkerStatus(stream_id)
+        self.metrics = WorkerMetrics(stream_id)
+        self.server = HealthServer(
+            config.server.host,
+            config.server.port,
+            self.status,
+            self.metrics,
+            stuck_after_s=options.stuck_after_s,
+        )
+
+    def run(self) -> RunSummary:
+        self.server.start()
+        log.info("serving /healthz /readyz /metrics /status on %s", self.server.url)
+        try:
+            return self._run()
+        except Exception as exc:
+            self.status.update(state="failed", ready=False, not_ready_reason=str(exc), error=str(exc))
+            raise
+        finally:
+            self.server.stop()
+
+    def _run(self) -> RunSummary:
+        self.status.update(not_ready_reason="loading the model")
+        scorer = load_scorer(self.config)
+        self.status.update(
+            model_tag=self.config.model.tag or scorer.model_id, not_ready_reason="preparing sinks"
+        )
+        outbox = build_outbox(self.config, self.env)
+        self.status.update(ready=True, not_ready_reason="")
+        outbox_stop = threading.Event()
+        delivery = (
+            threading.Thread(target=outbox.run, args=(outbox_stop,), name="outbox", daemon=True)
+            if outbox
+            else None
+        )
+        if delivery:
+            delivery.start()
+        checkpoint = CheckpointStore(self.config.state.dir, checkpoint_key(self.config))
+        runner = Runner(
+            self.settings(),
+            reader_factory=self.reader_factory,
+            scorer=scorer,
+            outbox=outbox,
+            location=location_of(self.config),
+            checkpoint=checkpoint,
+            status=self.status,
+            metrics=self.metrics,
+            results=ResultsLog(self.options.results_log) if self.options.results_log else None,
+            stop=self.stop,
+            clock=self.clock,
+            on_progress=self.on_progress,
+        )
+        try:
+            summary = runner.run(self._start_at(checkpoint, runner))
+        finally:
+            self.status.update(state="stopping")
+            outbox_stop.set()
+            if delivery:
+                delivery.join(timeout=self.options.flush_deadline_s)
+            if outbox:
+                outbox.deliver_pending(deadline=time.monotonic() + self.options.flush_deadline_s)
+                self.status.update(outbox_depth=outbox.depth)
+        self.status.update(state="stopped")
+        return summary
+
+    def settings(self) -> RunSettings:
+        stream = self.config.stream
+        return RunSettings(
+            stream_id=stream.stream_id,
+            live=stream.mode == "live",
+            clip_seconds=self.config.detection.clip_seconds,
+            max_lag_s=stream.max_lag_seconds,
+            lag_policy=stream.lag_policy,
+            delay_s=stream.delay_seconds,
+            max_clips=self.options.max_clips,
+        )
+
+    def _start_at(self, checkpoint: CheckpointStore, runner: Runner) -> datetime | None:
+        stream = self.config.stream
+        last_end = checkpoint.read()
+        if stream.mode == "range":
+            assert stream.start is not None and stream.end is not None
+            return last_end if last_end is not None and stream.start < last_end < stream.end else stream.start
+        live_edge = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=stream.delay_seconds)
+        plan = plan_resume(last_end, live_edge, stream.max_backfill_seconds)
+        if plan.gap is not None:
+            runner.record_gap(plan.gap)
+        # A fresh start begins delaySeconds behind real time, so the first clip is already published.
+        return plan.start_at or live_edge

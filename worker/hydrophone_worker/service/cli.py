@@ -1,0 +1,234 @@
+"""`hydrophone-worker run` (the service) and `backfill` (a historical range, with progress and a summary)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
+from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError
+from hydrophone_worker.service.logs import configure_logging
+from hydrophone_worker.service.runner import RunSummary
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM (Kubernetes) and Ctrl-C ask for a graceful stop: finish the clip, flush the outbox."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _load(path: Path) -> WorkerConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _override(config: WorkerConfig, changes: dict[str, dict[str, Any]]) -> WorkerConfig:
+    """Apply CLI overrides through the same validation as the file (clear errors for bad values)."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for section, values in changes.items():
+        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    try:
+        return parse_config(data, "command-line options")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _serve(config: WorkerConfig, options: RunOptions, stop: threading.Event, **kwargs: Any) -> RunSummary:
+    try:
+        return Worker(config, options, stop=stop, **kwargs).run()
+    except WorkerSetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        if exc.errno == 98:  # EADDRINUSE
+            raise click.ClickException(
+                f"server.port {config.server.port} on {config.server.host} is in use: {exc.strerror}; "
+                "choose another with --port (0 = any free port)"
+            ) from None
+        raise
+
+
+_COMMON = [
+    click.option(
+        "--results-log",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Append every clip (positive or not) and gap as a JSON line: the silent-trial log.",
+    ),
+    click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True),
+    click.option("--port", type=click.IntRange(0, 65535), help="Override server.port (0 = any free port)."),
+    click.option(
+        "--model",
+        "model_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Override model.dir (a model directory).",
+    ),
+]
+
+
+def _common(command: Any) -> Any:
+    for option in reversed(_COMMON):
+        command = option(command)
+    return command
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    envvar="HYDROPHONE_CONFIG",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Worker config YAML (ours, or upstream's flat config.yml).",
+)
+@click.option("--max-clips", type=click.IntRange(min=1), help="Stop after scoring this many clips.")
+@_common
+def run(
+    config_path: Path,
+    max_clips: int | None,
+    results_log: Path | None,
+    log_format: str,
+    port: int | None,
+    model_dir: Path | None,
+) -> None:
+    """Follow a hydrophone (or a range, with mode: range): detect calls, publish them, serve the probes."""
+    configure_logging(log_format)  # type: ignore[arg-type]
+    config = _override(
+        _load(config_path),
+        {"server": {"port": port}, "model": {"dir": str(model_dir) if model_dir else None}},
+    )
+    with _stop_on_signals() as stop:
+        summary = _serve(config, RunOptions(results_log=results_log, max_clips=max_clips), stop)
+    click.echo(
+        f"stopped ({summary.stopped_by}): {summary.clips} clips, {summary.positives} positive", err=True
+    )
+
+
+@click.command()
+@click.option("--stream", "stream_id", required=True, help="Stream id, e.g. rpi_orcasound_lab.")
+@click.option(
+    "--start",
+    required=True,
+    help="ISO-8601 with a zone (2026-11-29T10:00:00Z) or US/Pacific 'YYYY-MM-DD HH:MM'.",
+)
+@click.option("--end", required=True, help="Same formats as --start.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Worker config for everything else (model, detection, publish, state).",
+)
+@click.option("--base-url", help="Bucket URL (default: the config's, else Orcasound's public bucket).")
+@_common
+def backfill(
+    stream_id: str,
+    start: str,
+    end: str,
+    config_path: Path | None,
+    base_url: str | None,
+    results_log: Path | None,
+    log_format: str,
+    port: int | None,
+    model_dir: Path | None,
+) -> None:
+    """Score a historical range as fast as the CPU allows, with a progress bar and a summary."""
+    from hydrophone_worker.source.history import parse_range_time
+
+    times = {}
+    for name, text in (("--start", start), ("--end", end)):
+        try:
+            times[name] = parse_range_time(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=name) from None
+    base = _load(config_path) if config_path else None
+    config = _backfill_config(base, stream_id, times["--start"], times["--end"], base_url, port, model_dir)
+    configure_logging(log_format, level=20 if log_format == "json" else 30)  # text: the bar, not clip lines
+    console = Console(stderr=True, highlight=False)
+    total = (times["--end"] - times["--start"]).total_seconds()
+    began_wall, began_cpu = time.monotonic(), time.process_time()
+    with (
+        _stop_on_signals() as stop,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=log_format == "json",
+        ) as progress,
+    ):
+        task = progress.add_task(stream_id, total=total)
+        summary = _serve(
+            config,
+            RunOptions(results_log=results_log),
+            stop,
+            on_progress=lambda seconds: progress.advance(task, seconds),
+        )
+    _print_summary(console, summary, time.monotonic() - began_wall, time.process_time() - began_cpu)
+
+
+def _backfill_config(
+    base: WorkerConfig | None,
+    stream_id: str,
+    start: datetime,
+    end: datetime,
+    base_url: str | None,
+    port: int | None,
+    model_dir: Path | None,
+) -> WorkerConfig:
+    data = (
+        base.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if base
+        else {
+            # No config file: a local run, probes on any free loopback port.
+            "server": {"host": "127.0.0.1", "port": 0},
+        }
+    )
+    stream = data.setdefault("stream", {})
+    stream.update(streamId=stream_id, mode="range", start=start.isoformat(), end=end.isoformat())
+    if base_url:
+        stream["baseUrl"] = base_url
+    if base is not None and base.stream.stream_id != stream_id:
+        data.pop("location", None)  # the config's location belongs to another stream
+    if port is not None:
+        data.setdefault("server", {})["port"] = port
+    if model_dir is not None:
+        data.setdefault("model", {})["dir"] = str(model_dir)
+    try:
+        return parse_config(data, "backfill options")
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _print_summary(console: Console, summary: RunSummary, wall_s: float, cpu_s: float) -> None:
+    table = Table(title=f"backfill {summary.stopped_by}", show_header=False)
+    table.add_row("clips scored", str(summary.clips))
+    table.add_row("positive clips", str(summary.positives))
+    for name in summary.detections:
+        table.add_row("", name)
+    for reason, seconds in sorted(summary.gaps.items()):
+        table.add_row(f"gap: {reason}", f"{seconds:.0f} s")
+    table.add_row("audio scored", f"{summary.audio_seconds / 60:.1f} min")
+    table.add_row("wall time", f"{wall_s:.1f} s")
+    table.add_row("CPU time", f"{cpu_s:.1f} s")
+    if wall_s > 0:
+        table.add_row("speed", f"{summary.audio_seconds / wall_s:.1f}x real time")
+    console.print(table)
