@@ -31,6 +31,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Offline: moto on 127.0.0.1, the simulator (accelerated), `hydrophone-worker run` with the demo model.
+# Needs only the Python environment (no npm emulators).
+demo: $(STAMP)
+	$(PY) -m hydrophone_worker.service.demo
+
 bench: setup
 	$(PY) benchmarks/detector.py
 

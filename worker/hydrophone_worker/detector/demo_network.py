@@ -21,7 +21,7 @@ def _block(inputs: int, outputs: int, kernel: int, stride: int = 1) -> nn.Sequen
 
 
 class DemoCNN(nn.Module):
-    """~60 k parameters: four conv blocks, [max, mean] pooling over time and frequency, a two-layer head."""
+    """~17 k parameters: four conv blocks, [max, mean] pooling over time and frequency, a two-layer head."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -29,14 +29,12 @@ class DemoCNN(nn.Module):
         # input learns the scale instead of a hand-picked constant.
         self.input_norm = nn.BatchNorm2d(1)
         self.features = nn.Sequential(
-            _block(1, 16, 5, stride=2),  # -> 16 x 64 x 78
-            _block(16, 32, 3),  # -> 32 x 32 x 39
-            _block(32, 48, 3),  # -> 48 x 16 x 19
-            _block(48, 64, 3),  # -> 64 x 8 x 9
+            _block(1, 8, 5, stride=2),  # -> 8 x 64 x 78
+            _block(8, 16, 3),  # -> 16 x 32 x 39
+            _block(16, 32, 3),  # -> 32 x 16 x 19
+            _block(32, 32, 3),  # -> 32 x 8 x 9
         )
-        self.head = nn.Sequential(
-            nn.Dropout(0.2), nn.Linear(128, 32), nn.ReLU(inplace=True), nn.Linear(32, 2)
-        )
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(64, 32), nn.ReLU(inplace=True), nn.Linear(32, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.features(self.input_norm(x))
