@@ -49,3 +49,28 @@ def host_tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     yield request.param
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from hydrophone_worker.sim.s3server import MotoServer
+
+    with MotoServer() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bucket_url(moto_endpoint: str, request: pytest.FixtureRequest) -> str:
+    """A fresh public bucket per test (moto's state is shared by the whole process); returns its base URL."""
+    from hydrophone_worker.sim.s3server import ensure_public_bucket, s3_client
+
+    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
+    ensure_public_bucket(s3_client(moto_endpoint), name)
+    return f"{moto_endpoint}/{name}"
+
+
+def put(bucket_url: str, key: str, body: bytes) -> None:
+    from hydrophone_worker.sim.s3server import s3_client
+
+    endpoint, bucket = bucket_url.rsplit("/", 1)
+    s3_client(endpoint).put_object(Bucket=bucket, Key=key, Body=body)

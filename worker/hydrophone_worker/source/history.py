@@ -67,13 +67,20 @@ def parse_folder_listing(xml_text: str, prefix: str) -> tuple[list[int], str | N
     return folders, root.findtext(f"{_S3_NS}NextContinuationToken") if truncated else None
 
 
-def list_folders(fetcher: Fetcher, base_url: str, stream_id: str) -> list[int]:
-    """Every folder of the stream, oldest first (anonymous, paginated ListObjectsV2 on the bucket URL)."""
+def list_folders(
+    fetcher: Fetcher, base_url: str, stream_id: str, *, page_size: int | None = None
+) -> list[int]:
+    """Every folder of the stream, oldest first (anonymous, paginated ListObjectsV2 on the bucket URL).
+
+    `page_size` (max-keys) only matters to tests; S3 pages by 1000.
+    """
     prefix = folders_prefix(stream_id)
     folders: list[int] = []
     token: str | None = None
     for _ in range(MAX_LIST_PAGES):
         query = {"list-type": "2", "prefix": prefix, "delimiter": "/"}
+        if page_size:
+            query["max-keys"] = str(page_size)
         if token:
             query["continuation-token"] = token
         url = f"{base_url.rstrip('/')}/?{urlencode(query)}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import httpx
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,8 @@ class Fetcher:
     def get(self, url: str, *, etag: str | None = None) -> Fetched:
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
-            wait=wait_exponential_jitter(
-                initial=self.policy.initial_s, max=self.policy.max_s, jitter=self.policy.jitter_s
-            ),
+            wait=wait_exponential(multiplier=self.policy.initial_s, max=self.policy.max_s)
+            + wait_random(0, self.policy.jitter_s),
             stop=stop_after_attempt(self.policy.attempts),
             sleep=self._sleep,
             reraise=True,

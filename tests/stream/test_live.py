@@ -1,0 +1,106 @@
+"""LiveReader against a simulated node publishing real AAC/MPEG-TS segments into moto S3, on virtual time."""
+
+from __future__ import annotations
+
+import pytest
+from hydrophone_worker.clips import ClipAssembler
+from hydrophone_worker.domain import Clip, Gap, Segment
+from hydrophone_worker.source.live import LiveReader
+
+from .harness import EPOCH, STREAM, VirtualTime, assert_accounted, listed_by, make_node, run_reader, utc_at
+
+pytestmark = pytest.mark.integration
+GRACE_S = 30.0
+
+
+def live_reader(bucket_url: str, time: VirtualTime, **options: object) -> LiveReader:
+    options.setdefault("start_at", utc_at(EPOCH + 2.0))
+    return LiveReader(
+        bucket_url,
+        STREAM,
+        clock=time.clock,
+        sleep=time.sleep,
+        stop=time.stop,
+        missing_grace_s=GRACE_S,
+        **options,
+    )
+
+
+def test_steady_state_delivers_every_segment_once_as_60_s_clips(bucket_url: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 140)
+    reader = live_reader(bucket_url, time)
+    events = run_reader(reader, time)
+    assert all(isinstance(e, Segment) for e in events)
+    assert [e.ref.sequence for e in events] == list(range(13))
+    first = events[0]
+    assert first.sample_rate == 48_000 and first.audio.shape == (1, 469 * 1024)
+    assert_accounted(events, node.truth(), GRACE_S, EPOCH + 2.0, EPOCH + 2.0 + 13 * 10.005)
+    assembler = ClipAssembler(STREAM)
+    clips = [c for e in events for c in assembler.feed(e)]
+    assert [len(c.segments) for c in clips if isinstance(c, Clip)] == [6, 6]
+    assert clips[0].start == utc_at(EPOCH + 2.0) and clips[1].start == clips[0].end
+    assert reader.stats.state == "stopped" and reader.stats.segments_delivered == 13
+    assert reader.stats.last_segment_time == events[-1].ref.end
+    assert not any(isinstance(e, Gap) for e in events)
+
+
+def test_folder_rollover_mid_clip_finishes_the_old_folder_then_reports_the_restart(bucket_url: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 150)
+    new_epoch = EPOCH + 58  # ~20 s of audio lost, as at a real node restart
+    time.at(EPOCH + 40, lambda: node.restart(new_epoch))
+    events = run_reader(live_reader(bucket_url, time), time)
+    truth = node.truth()
+    assert_accounted(events, truth, GRACE_S, EPOCH + 2.0, listed_by(truth, time.until - 5))
+    folders = [(e.ref.folder, e.ref.sequence) for e in events if isinstance(e, Segment)]
+    assert folders[:4] == [(EPOCH, 0), (EPOCH, 1), (EPOCH, 2), (EPOCH, 3)]  # 3 = the partial tail
+    [gap] = [e for e in events if isinstance(e, Gap)]
+    assert gap.reason == "stream-restart" and gap.end == utc_at(new_epoch + 2.0)
+    assert 19 < gap.seconds < 21
+    assembler = ClipAssembler(STREAM)
+    out = [c for e in events for c in assembler.feed(e)] + assembler.flush()
+    kinds = [(type(c).__name__, len(c.segments) if isinstance(c, Clip) else c.reason) for c in out]
+    assert kinds[:3] == [("Clip", 4), ("Gap", "stream-restart"), ("Clip", 6)]
+    assert out[2].start == utc_at(new_epoch + 2.0)
+
+
+def test_resume_from_a_checkpoint_in_an_older_folder_reads_on_from_there(bucket_url: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 45)
+    node.restart(EPOCH + 63)
+    node.advance_to(EPOCH + 100)
+    checkpoint = node.truth().segments[2].ref.start  # the worker had delivered segments 0 and 1
+    time = VirtualTime(node, EPOCH + 100, until=EPOCH + 120)
+    events = run_reader(live_reader(bucket_url, time, start_at=checkpoint), time)
+    truth = node.truth()
+    assert_accounted(events, truth, GRACE_S, checkpoint.timestamp(), listed_by(truth, time.until - 5))
+    assert events[0].ref.sequence == 2
+    assert abs((events[0].ref.start - checkpoint).total_seconds()) < 1e-3
+
+
+def test_sliding_window_with_program_date_time(bucket_url: str) -> None:
+    node = make_node(bucket_url, program_date_time=True, sliding_window=3)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 75)  # segments 0-6 published; the window lists 4, 5, 6
+    time = VirtualTime(node, EPOCH + 75, until=EPOCH + 230)
+    time.pause(EPOCH + 120, 45)  # the worker stalls: 4+ segments slide out meanwhile
+    events = run_reader(live_reader(bucket_url, time), time)
+    truth = {(s.folder, s.sequence): s for s in node.truth().segments}
+    segments = [e for e in events if isinstance(e, Segment)]
+    for seg in segments:  # PROGRAM-DATE-TIME (ms precision) gives the true start
+        assert abs(seg.ref.start.timestamp() - truth[(seg.ref.folder, seg.ref.sequence)].start) < 0.002
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert [g.reason for g in gaps] == ["slid-out", "slid-out"]
+    assert gaps[0].start == utc_at(EPOCH + 2.0) and gaps[0].end == segments[0].ref.start
+    sequences = [s.ref.sequence for s in segments]
+    assert sequences[:3] == [4, 5, 6]
+    missed = sorted(set(range(sequences[-1] + 1)) - set(sequences))
+    assert missed[:4] == [0, 1, 2, 3] and len(missed) > 4  # the stall lost some
+    covered = sum((e.ref.duration if isinstance(e, Segment) else e.seconds) for e in events)
+    assert covered == pytest.approx(
+        sum(truth[(EPOCH, i)].duration for i in range(sequences[-1] + 1)), abs=0.01
+    )
