@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 from azure.storage.blob import BlobServiceClient
-
 from hydrophone_worker.domain import Clip, ClipScore, ScoredSegment
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
+
 from tests.emulators import Azurite, Cosmos, appinsights, azurite, cosmos  # noqa: F401 (fixtures)
 
 STREAM = "rpi_orcasound_lab"
@@ -52,18 +52,21 @@ def clip_factory() -> Callable[..., Clip]:
     return make_clip
 
 
-def create_azure_targets(azurite: Azurite, cosmos: Cosmos, names: AzureNames) -> None:
+def create_azure_targets(blob: Azurite, server: Cosmos, names: AzureNames) -> None:
     """What an Azure admin creates once: the two containers, the database, the partitioned container."""
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    service = BlobServiceClient.from_connection_string(blob.connection_string)
     for container in (names.audio_container, names.image_container):
         service.create_container(container)
-    client = CosmosClient(cosmos.endpoint, credential=cosmos.key)
-    database = client.create_database_if_not_exists(names.cosmos_database)
-    database.create_container_if_not_exists(names.cosmos_container, partition_key=PartitionKey("/source_guid"))
+    database = CosmosClient(server.endpoint, credential=server.key).create_database_if_not_exists(
+        names.cosmos_database
+    )
+    database.create_container_if_not_exists(
+        names.cosmos_container, partition_key=PartitionKey("/source_guid")
+    )
 
 
 @pytest.fixture
-def azure_names(azurite: Azurite, cosmos: Cosmos) -> AzureNames:  # noqa: F811
+def azure_names(azurite: Azurite, cosmos: Cosmos) -> AzureNames:  # noqa: F811 (fixture)
     """Fresh, per-test containers on the session emulators (upstream's names + a suffix)."""
     suffix = uuid.uuid4().hex[:8]
     names = AzureNames(audio_container=f"audiowavs{suffix}", image_container=f"spectrogramspng{suffix}",
@@ -76,3 +79,23 @@ def azure_names(azurite: Azurite, cosmos: Cosmos) -> AzureNames:  # noqa: F811
 def azure_sink(azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames) -> Iterator[AzureSink]:  # noqa: F811
     yield AzureSink.from_keys(storage_connection_string=azurite.connection_string,
                               cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=azure_names)
+
+
+# Outbox retry waits shortened for tests (production waits 0.5-4 s between attempts).
+FAST: dict = {"retry_wait_s": (0.01, 0.05), "backoff_s": (0.05, 0.2), "idle_s": 0.2}
+
+
+class RecordingSink:
+    """A sink that records deliveries and fails on demand (outbox logic tests; real sinks have their own)."""
+
+    def __init__(self, name: str, *, failing: bool = False):
+        self.name = name
+        self.failing = failing
+        self.delivered: list[str] = []
+        self.calls = 0
+
+    def deliver(self, entry) -> None:
+        self.calls += 1
+        if self.failing:
+            raise ConnectionError(f"{self.name} is down")
+        self.delivered.append(entry.id)

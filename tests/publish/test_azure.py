@@ -10,10 +10,10 @@ import pytest
 import soundfile
 from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
-
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import detection_id
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
+
 from tests.emulators import Azurite, Cosmos
 from tests.publish.conftest import LOCATION, START, make_clip, make_score
 
@@ -30,7 +30,8 @@ def _documents(cosmos: Cosmos, names: AzureNames) -> list[dict]:
 
 
 def _blob(azurite: Azurite, container: str, name: str):
-    return BlobServiceClient.from_connection_string(azurite.connection_string).get_blob_client(container, name)
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    return service.get_blob_client(container, name)
 
 
 def test_publish_writes_upstream_document_and_blobs(
@@ -49,8 +50,10 @@ def test_publish_writes_upstream_document_and_blobs(
     assert doc["timestamp"] == "2021-10-13T22:11:18.250000Z"
     assert doc["source_guid"] == doc["location"]["id"] == "rpi_orcasound_lab"
     assert doc["reviewed"] is False
-    assert isinstance(doc["whaleFoundConfidence"], float) and doc["whaleFoundConfidence"] == pytest.approx(85.0)
-    assert [(p["id"], p["startTime"], p["duration"]) for p in doc["predictions"]] == [(0, 2.0, 3.0), (1, 4.0, 3.0)]
+    assert isinstance(doc["whaleFoundConfidence"], float)
+    assert doc["whaleFoundConfidence"] == pytest.approx(85.0)
+    windows = [(p["id"], p["startTime"], p["duration"]) for p in doc["predictions"]]
+    assert windows == [(0, 2.0, 3.0), (1, 4.0, 3.0)]
 
     wav = _blob(azurite, azure_names.audio_container, f"{name}.wav")
     assert wav.get_blob_properties().content_settings.content_type == "audio/wav"

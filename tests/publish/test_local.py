@@ -1,0 +1,77 @@
+"""The local sink: files, an append-only journal and a gallery a person can open."""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hydrophone_worker.publish.durable import SpoolError
+from hydrophone_worker.publish.outbox import Outbox
+from hydrophone_worker.publish.sinks.local import LocalSink, read_journal
+
+from tests.publish.conftest import FAST, LOCATION, START, make_clip, make_score
+
+NAME = "rpi_orcasound_lab_2021_10_13_15_11_18_PDT"
+
+
+def _publish(tmp_path: Path, sink: LocalSink, *minutes: int) -> Outbox:
+    outbox = Outbox(tmp_path / "spool", [sink])
+    for minute in minutes:
+        outbox.put(make_clip(START + timedelta(minutes=minute)), make_score(), LOCATION)
+    assert outbox.deliver_pending() == len(minutes)
+    return outbox
+
+
+def test_files_journal_and_gallery(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path / "detections")
+    _publish(tmp_path, sink, 0, 1)
+    folder = tmp_path / "detections" / "rpi_orcasound_lab"
+    assert (folder / f"{NAME}.wav").read_bytes()[:4] == b"RIFF"
+    assert (folder / f"{NAME}.png").read_bytes()[:4] == b"\x89PNG"
+    record = json.loads((folder / f"{NAME}.json").read_text())
+    assert record["audioUri"] == f"{NAME}.wav" and record["imageUri"] == f"{NAME}.png"
+    assert [r["timestamp"] for r in read_journal(folder / "detections.jsonl")] == [
+        "2021-10-13T22:11:18.250000Z", "2021-10-13T22:12:18.250000Z"]
+
+    page = (folder / "index.html").read_text()
+    assert "2 detections" in page
+    # Newest first, and every relative link resolves inside the folder (the folder can be copied anywhere).
+    assert page.index("15:12:18 PDT") < page.index("15:11:18 PDT")
+    links = re.findall(r'(?:src)="([^"]+)"', page)
+    assert len(links) == 4 and all((folder / link).is_file() for link in links)
+    assert "http" not in page
+
+
+def test_redelivery_does_not_duplicate_the_journal(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path / "detections")
+    _publish(tmp_path, sink, 0)
+    _publish(tmp_path / "again", sink, 0)  # a second spool re-publishes the same detection
+    folder = tmp_path / "detections" / "rpi_orcasound_lab"
+    assert len(read_journal(folder / "detections.jsonl")) == 1
+    assert "1 detection<" in (folder / "index.html").read_text()
+
+
+def test_a_torn_journal_line_is_skipped_and_not_glued_to_the_next(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path / "detections")
+    _publish(tmp_path, sink, 0)
+    journal = tmp_path / "detections" / "rpi_orcasound_lab" / "detections.jsonl"
+    with journal.open("a") as handle:
+        handle.write('{"id": "torn by a cra')
+    _publish(tmp_path, sink, 1)
+    assert [r["timestamp"][11:19] for r in read_journal(journal)] == ["22:11:18", "22:12:18"]
+
+
+def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the detections directory should be")
+    outbox = Outbox(tmp_path / "spool", [LocalSink(blocker / "detections")], **FAST)
+    outbox.put(make_clip(), make_score(), LOCATION)
+    with pytest.raises(SpoolError) as caught:
+        outbox.sinks[0].deliver(outbox.pending()[0])
+    assert caught.value.errno == errno.ENOTDIR
+    assert "ENOTDIR" in str(caught.value) and str(blocker) in str(caught.value)
+    assert outbox.deliver_pending() == 0 and outbox.depth == 1  # kept for later, not lost
