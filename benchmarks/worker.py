@@ -1,0 +1,135 @@
+"""Whole-worker cost in range mode: CPU seconds and peak RSS per hour of audio, and where the time goes.
+
+    .venv/bin/python benchmarks/worker.py [--minutes 10] [--architecture resnet50] [--threads 1]
+
+A simulated hydrophone (moto on 127.0.0.1) holds `--minutes` of synthetic ocean with a call a minute; the real
+worker (`Worker`, range mode, local sink) scores it with the chosen architecture (random weights for the
+ResNet-50: the cost does not depend on the values). A profiler with a CPU-time clock splits the worker's CPU
+time into fetch (HTTP), decode (PyAV), frontend (resample + mel), model (forward passes) and publish (outbox:
+WAV, PNG, local sink); the figures are extrapolated to one hour of audio. Not a test: it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import inspect
+import pstats
+import resource
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import torch
+from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.detector.modeldir import ModelConfig, save_model_dir
+from hydrophone_worker.detector.network import ARCHITECTURES, build_network
+from hydrophone_worker.service.app import RunOptions, Worker
+from hydrophone_worker.service.demo import CLIP_S, simulator
+from hydrophone_worker.sim.s3server import MotoServer
+
+# (stage, module path fragment, function name): the cumulative CPU time of these calls is the stage's share.
+STAGES = (
+    ("fetch", "source/http.py", "get"),
+    ("decode", "source/decode.py", "decode_segment"),
+    ("frontend", "detector/frontend.py", "prepare"),
+    ("frontend", "detector/frontend.py", "spectrograms"),
+    ("publish", "publish/outbox.py", "put"),
+    ("publish", "publish/outbox.py", "deliver_pending"),
+)
+
+
+def random_model(directory: Path, architecture: str) -> Path:
+    torch.manual_seed(0)
+    network = build_network(architecture)
+    config = ModelConfig.model_validate(
+        {"model": {"architecture": architecture, "name": f"{architecture}-random"}}
+    )
+    save_model_dir(directory, network.state_dict(), config)
+    return directory
+
+
+def stage_seconds(stats: pstats.Stats, architecture: str) -> dict[str, float]:
+    """Cumulative CPU time per stage; the model is its top-level forward (nested modules counted once)."""
+    forward = ARCHITECTURES[architecture].forward
+    model_key = (inspect.getsourcefile(forward), inspect.getsourcelines(forward)[1], "forward")
+    totals: dict[str, float] = {}
+    for (path, line, name), (_cc, _nc, _tt, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if (path, line, name) == model_key:
+            totals["model"] = totals.get("model", 0.0) + cumulative
+        for stage, fragment, function in STAGES:
+            if name == function and fragment in path:
+                totals[stage] = totals.get(stage, 0.0) + cumulative
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--architecture", default="resnet50")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    calls = tuple(30.0 + CLIP_S * k for k in range(args.minutes))
+    duration = args.minutes * CLIP_S + 10
+    with tempfile.TemporaryDirectory() as tmp, MotoServer() as endpoint:
+        work = Path(tmp)
+        began = time.monotonic()
+        with simulator(endpoint, stream_id="rpi_bench", calls_at=calls, duration_s=duration, speed=1e6) as (
+            sim,
+            thread,
+        ):
+            thread.join()
+        print(f"simulated {args.minutes} min of audio in {time.monotonic() - began:.1f} s (not counted)")
+        start = datetime.fromtimestamp(sim.epoch, UTC)
+        config = WorkerConfig.model_validate(
+            {
+                "stream": {
+                    "baseUrl": sim.base_url,
+                    "streamId": sim.stream_id,
+                    "mode": "range",
+                    "start": start.isoformat(),
+                    "end": (start + timedelta(seconds=duration)).isoformat(),
+                },
+                "model": {
+                    "dir": str(random_model(work / "model", args.architecture)),
+                    "threads": args.threads,
+                },
+                "location": {"latitude": 48.5, "longitude": -123.1},
+                "publish": {"local": {"dir": str(work / "detections")}},
+                "state": {"dir": str(work / "state")},
+                "server": {"host": "127.0.0.1", "port": 0},
+            }
+        )
+        worker = Worker(config, RunOptions(), env={}, stop=threading.Event())
+        profiler = cProfile.Profile(time.process_time)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        profiler.enable()
+        summary = worker.run()
+        profiler.disable()
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    audio_h = summary.audio_seconds / 3600
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stages = stage_seconds(pstats.Stats(profiler), args.architecture)
+    print(
+        f"architecture {args.architecture}, {args.threads} thread(s): {summary.clips} clips "
+        f"({summary.audio_seconds / 60:.1f} min of audio), {summary.positives} positive"
+    )
+    print(
+        f"CPU: {cpu:.1f} s ({cpu / audio_h:.0f} CPU-s per hour of audio = {cpu / summary.audio_seconds:.3f} "
+        f"cores to keep up live); wall {wall:.1f} s ({summary.audio_seconds / wall:.1f}x real time)"
+    )
+    print(f"peak RSS of the process: {peak_rss_mib:.0f} MiB (includes the moto server and simulator)")
+    profiled = sum(stages.values())
+    print("share of the worker's CPU time (profiled; the profiler adds overhead):")
+    for stage in ("fetch", "decode", "frontend", "model", "publish"):
+        seconds = stages.get(stage, 0.0)
+        per_hour = seconds / audio_h
+        print(f"  {stage:9s} {seconds:7.1f} s  {100 * seconds / cpu:5.1f}%  ({per_hour:.0f} s per hour)")
+    print(f"  {'other':9s} {cpu - profiled:7.1f} s  {100 * (cpu - profiled) / cpu:5.1f}%")
+
+
+if __name__ == "__main__":
+    main()
