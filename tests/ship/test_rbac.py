@@ -1,0 +1,121 @@
+"""The chart's ClusterRole grants exactly what the operator's code calls: no more, no less.
+
+Two sources, both from the code: the kube layer's table of kinds and verbs (hydrophone_operator.kube), and
+every request the real operator (`hydrophone-operator run`, kopf) makes against kmock while it sets up a
+site — kopf's own calls (watching Hydrophones, patching their status, posting Events, observing CRDs)
+appear only there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hydrophone_operator.kube import KINDS, VERBS
+
+from tests.operator.harness import HYDROPHONES, Cluster, running_cluster, wait_for
+from tests.ship.conftest import REPO, Render, one
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Rule = tuple[str, str, str]  # (API group, resource[/subresource], verb)
+OPERATOR_NAMESPACE = "hydrophone-system"
+SECRET = "orcahello-azure"
+SITE = REPO / "examples" / "hydrophones" / "orcasound-lab.yaml"
+TEST_CLIENT = "python-httpx/"  # tests.operator.harness.Cluster's client; kopf and the kube layer use others
+
+
+def chart_rules(render: Render) -> set[Rule]:
+    role = one(render(), "ClusterRole")
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def kube_layer_rules() -> set[Rule]:
+    def group(prefix: str) -> str:
+        return "" if prefix == "/api/v1" else prefix.split("/")[2]
+
+    return {(group(kind.prefix), kind.plural, verb) for kind in KINDS.values() for verb in VERBS}
+
+
+def http_verb(method: str, name: str | None, params: dict[str, str]) -> str:
+    if method == "GET":
+        return "watch" if params.get("watch") == "true" else ("get" if name else "list")
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+def recorded_rules(cluster: Cluster) -> set[Rule]:
+    """The operator's resource requests. Not discovery (/api, /apis: open to every authenticated client),
+    nor the test's own set-up and polling (made with httpx)."""
+    assert cluster.server is not None
+    rules = set()
+    for request in list(cluster.server):
+        if request.resource is None or not request.resource.plural:
+            continue
+        if request.headers.get("User-Agent", "").startswith(TEST_CLIENT):
+            continue
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        rules.add((request.resource.group or "", resource, http_verb(request.method.value, request.name,
+                                                                     dict(request.params))))
+    return rules
+
+
+@pytest.fixture(scope="module")
+def operator_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[Rule]]:
+    """Run the real operator until one example site is fully set up; yield the calls it made."""
+    workdir = tmp_path_factory.mktemp("rbac")
+    with running_cluster() as cluster:
+        cluster.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                              "metadata": {"name": OPERATOR_NAMESPACE}})
+        cluster.create(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets", {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": SECRET, "namespace": OPERATOR_NAMESPACE},
+            "data": {"AZURE_COSMOSDB_PRIMARY_KEY": "a2V5"}})
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig(workdir / "kubeconfig")),
+               "HYDROPHONE_OPERATOR_CREDENTIALS_NAMESPACE": OPERATOR_NAMESPACE,
+               "HYDROPHONE_OPERATOR_RESYNC_SECONDS": "1",
+               "HYDROPHONE_OPERATOR_WORKER_STATUS_URL_TEMPLATE": "http://127.0.0.1:9/{namespace}/status",
+               "HYDROPHONE_OPERATOR_WORKER_STATUS_TIMEOUT_SECONDS": "0.5"}
+        env.pop("KUBERNETES_SERVICE_HOST", None)
+        log = workdir / "operator.log"
+        with log.open("w") as out:
+            process = subprocess.Popen([Path(sys.executable).parent / "hydrophone-operator", "run"],
+                                       env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            site: dict[str, Any] = yaml.safe_load(SITE.read_text(encoding="utf-8"))
+            cluster.create(HYDROPHONES, site)
+            name = site["metadata"]["name"]
+            explain = lambda: log.read_text(errors="replace")[-3000:]  # noqa: E731
+            wait_for(lambda: cluster.get(f"/apis/apps/v1/namespaces/{name}/deployments/hydrophone-worker"),
+                     "the worker Deployment", 30, explain)
+            wait_for(lambda: (cluster.get(f"{HYDROPHONES}/{name}") or {}).get("status", {}).get("conditions"),
+                     "the Hydrophone's status conditions", 30, explain)
+            yield recorded_rules(cluster)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def test_every_call_the_operator_makes_is_granted(render: Render, operator_run: set[Rule]) -> None:
+    missing = operator_run - chart_rules(render)
+    assert not missing, f"the ClusterRole lacks {sorted(missing)}"
+
+
+def test_the_kube_layer_table_is_granted(render: Render) -> None:
+    missing = kube_layer_rules() - chart_rules(render)
+    assert not missing, f"the ClusterRole lacks {sorted(missing)}"
+
+
+def test_nothing_is_granted_that_the_code_does_not_use(render: Render, operator_run: set[Rule]) -> None:
+    extra = chart_rules(render) - operator_run - kube_layer_rules()
+    assert not extra, f"the ClusterRole grants unused {sorted(extra)}"
