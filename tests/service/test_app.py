@@ -1,0 +1,163 @@
+"""Worker assembly and the CLI's failure paths (no model needed: they fail or are faked before scoring)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.domain import Clip, ClipScore
+from hydrophone_worker.service import app as app_module
+from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError, checkpoint_key
+from hydrophone_worker.service.checkpoint import CheckpointStore
+from hydrophone_worker.service.cli import backfill, run
+from hydrophone_worker.service.logs import FIELDS, JsonFormatter
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def config(tmp_path: Path, **stream: object) -> WorkerConfig:
+    return WorkerConfig.model_validate(
+        {
+            "stream": {"streamId": "rpi_bush_point", "baseUrl": "http://127.0.0.1:9/b", **stream},
+            "publish": {"enabled": False},
+            "state": {"dir": str(tmp_path / "state")},
+            "server": {"host": "127.0.0.1", "port": 0},
+        }
+    )
+
+
+class NeverScorer:
+    model_id = "never"
+
+    def score_clip(self, clip: Clip) -> ClipScore:
+        raise AssertionError("no clip expected")
+
+
+class EmptyReader:
+    def __init__(self, start_at: datetime | None) -> None:
+        self.start_at = start_at
+        self.stats = type(
+            "Stats", (), {"state": "streaming", "last_segment_time": None, "fetch_errors": {}}
+        )()
+
+    def events(self):
+        return iter(())
+
+
+def run_worker(tmp_path: Path, cfg: WorkerConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[Worker, list]:
+    readers: list[EmptyReader] = []
+    monkeypatch.setattr(app_module, "load_scorer", lambda _config: NeverScorer())
+
+    def factory(start_at: datetime | None) -> EmptyReader:
+        readers.append(EmptyReader(start_at))
+        return readers[-1]
+
+    worker = Worker(
+        cfg,
+        RunOptions(results_log=tmp_path / "results.jsonl"),
+        env={},
+        clock=NOW.timestamp,
+        reader_factory=factory,
+        stop=threading.Event(),
+    )
+    worker.run()
+    return worker, readers
+
+
+def test_fresh_live_start_is_delay_seconds_behind_now(tmp_path, monkeypatch) -> None:
+    worker, readers = run_worker(tmp_path, config(tmp_path, delaySeconds=90), monkeypatch)
+    assert readers[0].start_at == NOW - timedelta(seconds=90)
+    snapshot = worker.status.snapshot()
+    assert snapshot.state == "stopped" and snapshot.model_tag == "never" and snapshot.ready
+
+
+def test_restart_within_max_backfill_resumes_at_the_checkpoint(tmp_path, monkeypatch) -> None:
+    cfg = config(tmp_path)
+    CheckpointStore(tmp_path / "state", checkpoint_key(cfg)).write(NOW - timedelta(minutes=30))
+    _, readers = run_worker(tmp_path, cfg, monkeypatch)
+    assert readers[0].start_at == NOW - timedelta(minutes=30)
+
+
+def test_restart_after_a_long_outage_reports_worker_down(tmp_path, monkeypatch) -> None:
+    cfg = config(tmp_path, maxBackfillSeconds=600, delaySeconds=60)
+    CheckpointStore(tmp_path / "state", checkpoint_key(cfg)).write(NOW - timedelta(hours=3))
+    worker, readers = run_worker(tmp_path, cfg, monkeypatch)
+    resume = NOW - timedelta(seconds=660)
+    assert readers[0].start_at == resume
+    (line,) = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert line["kind"] == "gap" and line["reason"] == "worker-down"
+    assert line["seconds"] == pytest.approx(3 * 3600 - 660)
+    assert worker.status.snapshot().gaps_total == 1
+
+
+def test_range_checkpoints_are_per_range_and_resume_inside_it(tmp_path, monkeypatch) -> None:
+    start, end = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    cfg = config(tmp_path, mode="range", start=start.isoformat(), end=end.isoformat())
+    assert checkpoint_key(cfg) == "rpi_bush_point-range-20261129T100000-20261129T110000"
+    CheckpointStore(tmp_path / "state", checkpoint_key(cfg)).write(start + timedelta(minutes=10))
+    _, readers = run_worker(tmp_path, cfg, monkeypatch)
+    assert readers[0].start_at == start + timedelta(minutes=10)
+
+
+def test_setup_failure_marks_the_worker_failed(tmp_path, monkeypatch) -> None:
+    def broken(_config: WorkerConfig) -> None:
+        raise WorkerSetupError("model.dir: /nope: no such model directory")
+
+    monkeypatch.setattr(app_module, "load_scorer", broken)
+    worker = Worker(config(tmp_path), env={})
+    with pytest.raises(WorkerSetupError):
+        worker.run()
+    snapshot = worker.status.snapshot()
+    assert snapshot.state == "failed" and not snapshot.ready and "no such model directory" in snapshot.error
+
+
+def test_json_log_lines_carry_the_structured_fields() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("test.json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("clip %s", "x", extra={FIELDS: {"event": "clip", "positive": True}})
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "clip x" and line["event"] == "clip" and line["positive"] is True
+    assert line["level"] == "warning" and line["time"].endswith("+00:00")
+
+
+def test_cli_reports_a_busy_port_clearly(tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        path = tmp_path / "c.yaml"
+        path.write_text(config(tmp_path).to_yaml())
+        result = CliRunner().invoke(run, ["--config", str(path), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"server.port {port} on 127.0.0.1 is in use" in result.output and "--port" in result.output
+
+
+def test_cli_rejects_bad_overrides_and_times(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(config(tmp_path).to_yaml())
+    result = CliRunner().invoke(run, ["--config", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1 and "cannot read the file" in result.output
+    result = CliRunner().invoke(
+        backfill, ["--stream", "rpi_bush_point", "--start", "yesterday", "--end", "now"]
+    )
+    assert result.exit_code == 2 and "--start" in result.output and "ISO-8601" in result.output
+    result = CliRunner().invoke(
+        backfill, ["--stream", "Bush Point", "--start", "2026-11-29T10:00Z", "--end", "2026-11-29T11:00Z"]
+    )
+    assert result.exit_code == 1 and "stream.streamId" in result.output
+    result = CliRunner().invoke(
+        backfill, ["--stream", "rpi_bush_point", "--start", "2026-11-29T11:00Z", "--end", "2026-11-29T10:00Z"]
+    )
+    assert result.exit_code == 1 and "must be after start" in result.output
