@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import collections
 import contextlib
 import functools
+import io
 import os
+import pickle
 import subprocess
 import sys
 import types
@@ -23,6 +26,7 @@ from hydrophone_worker.detector import network as resnet
 from hydrophone_worker.detector.fastai_import import (
     FastaiImportError,
     InertStub,
+    RestrictedUnpickler,
     UnsafePickleError,
     fastai_state_dict,
     import_fastai_v1,
@@ -245,6 +249,36 @@ def test_unreadable_files_name_the_file(tmp_path: Path, content: bytes) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FastaiImportError, match="no such file"):
         read_pickle(tmp_path / "absent.pkl")
+
+
+def test_the_cli_never_mixes_into_a_non_empty_directory(export: Export, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep")
+    result = CliRunner().invoke(main, ["model", "import", str(export.zip_pkl), str(tmp_path)])
+    assert result.exit_code == 1
+    assert "directory is not empty" in result.output and "--force" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_harmless_builtins_come_back_real() -> None:
+    # Protocol 2 spells set as __builtin__.set; dtypes are torch globals.
+    value = [torch.float16, collections.OrderedDict(a=1), {3}, torch.Size([2, 3])]
+    assert RestrictedUnpickler(io.BytesIO(pickle.dumps(value, protocol=2))).load() == value
+
+
+def _encode_call(codec: str) -> bytes:
+    """What protocol 2 writes for b"abc" (`_codecs.encode("abc", "latin1")`), with the codec of our choice."""
+    return (
+        b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX"
+        + len(codec).to_bytes(4, "little")
+        + codec.encode()
+        + b"\x86R."
+    )
+
+
+def test_bytes_spelled_with_another_codec_are_refused() -> None:
+    assert RestrictedUnpickler(io.BytesIO(_encode_call("latin1"))).load() == b"abc"
+    with pytest.raises(UnsafePickleError, match=r"refused _codecs.encode with encoding 'rot13'"):
+        RestrictedUnpickler(io.BytesIO(_encode_call("rot13"))).load()
 
 
 # --- malicious pickles ---------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from click.testing import CliRunner
+from hydrophone_worker.cli import main
 from hydrophone_worker.detector.modeldir import (
     CONFIG_FILE,
     SAFETENSORS_FILE,
@@ -379,3 +381,18 @@ def test_save_into_a_file_path_is_refused(tmp_path: Path, demo_network: torch.nn
     (tmp_path / "out").write_text("")
     with pytest.raises(ModelDirError, match="exists and is not a directory"):
         save_model_dir(tmp_path / "out", demo_network.state_dict(), DEMO_CONFIG)
+
+
+def test_cli_info_names_the_problem(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["model", "info", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"Error: {tmp_path}: no {CONFIG_FILE}" in result.output
+
+
+def test_cli_info_prints_config_and_parameter_count(tmp_path: Path, demo_network: torch.nn.Module) -> None:
+    save_model_dir(tmp_path / "demo", demo_network.state_dict(), DEMO_CONFIG)
+    result = CliRunner().invoke(main, ["model", "info", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    parameters = sum(p.numel() for p in demo_network.parameters())
+    assert f"parameters: {parameters:,}\n" in result.output
+    assert "architecture: demo-cnn" in result.output and "window_s: 3.0" in result.output

@@ -41,13 +41,15 @@ from hydrophone_worker.detector.modeldir import (
 DEFAULT_NAME = "11-15-20.FastAI.R1-12"
 
 # Modules whose classes and functions a fastai v1 export names; all are replaced by inert stubs.
-# `audio` is fastai_audio's import name.
+# `audio` is fastai_audio's import name; `__main__` holds metrics or losses defined in a training notebook.
 STUB_MODULES = (
     "fastai",
     "fastai_audio",
     "audio",
     "fastprogress",
     "torchvision",
+    "torchaudio",
+    "__main__",
     "torch.nn",
     "torch.optim",
     "pandas",

@@ -338,11 +338,13 @@ def save_model_dir(
     `source` names them in that error.
     """
     path = Path(path)
-    _fit_network(config.model.architecture, state_dict, source)
     if path.exists() and not path.is_dir():
         raise ModelDirError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise ModelDirError(f"{path}: directory is not empty; choose a new one or overwrite it explicitly")
+        raise ModelDirError(
+            f"{path}: directory is not empty; choose a new one or replace it (`model import --force`)"
+        )
+    _fit_network(config.model.architecture, state_dict, source)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
