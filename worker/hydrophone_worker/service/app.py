@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hydrophone_worker.config import WorkerConfig
 from hydrophone_worker.publish.outbox import Outbox
@@ -77,8 +78,35 @@ def default_reader_factory(config: WorkerConfig, stop: threading.Event) -> Reade
     return make
 
 
+def detection_params(config: WorkerConfig, model_config: Any) -> Any:
+    """The model's config.yaml, overridden by the worker config's detection section (None = keep)."""
+    from hydrophone_worker.detector.scoring import DetectionParams
+
+    d = config.detection
+    rule = d.aggregation or model_config.global_prediction.aggregation_strategy
+    # positive_count's global threshold is a count (minPositiveWindows); the other rules take a confidence.
+    threshold = d.min_positive_windows if rule == "positive_count" else d.global_threshold
+    try:
+        return DetectionParams.from_config(
+            model_config,
+            window_s=d.window_seconds,
+            hop_s=d.hop_seconds,
+            aggregation=d.aggregation,
+            mean_top_k=d.top_k,
+            local_threshold=d.local_threshold,
+            global_threshold=threshold,
+        )
+    except ValueError as exc:
+        hint = "minPositiveWindows" if rule == "positive_count" else "globalThreshold"
+        raise WorkerSetupError(
+            f"detection: {exc} — fix: set detection.{hint} to suit aggregation {rule} "
+            f"(the model's config.yaml says {model_config.global_prediction.aggregation_strategy})"
+        ) from None
+
+
 def load_scorer(config: WorkerConfig) -> Scorer:
     from hydrophone_worker.detector.cpu import configure_torch_threads
+    from hydrophone_worker.detector.fast import PrecisionUnsupported
     from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
     from hydrophone_worker.detector.scoring import Detector
 
@@ -87,12 +115,21 @@ def load_scorer(config: WorkerConfig) -> Scorer:
         loaded = load_model_dir(config.model.dir)
     except ModelDirError as exc:
         raise WorkerSetupError(f"model.dir: {exc}") from None
-    detector = Detector.from_model(loaded, config.detection, precision=config.model.precision)
+    params = detection_params(config, loaded.config)
+    try:
+        detector = Detector(
+            loaded.network, params, loaded.config.model.name, precision=config.model.precision
+        )
+    except PrecisionUnsupported as exc:
+        raise WorkerSetupError(f"model.precision: {exc}") from None
     log.info(
-        "model %s (%s) loaded from %s; %d torch thread(s)",
+        "model %s (%s) from %s: %s, window %g s hop %g s, %d torch thread(s)",
         loaded.config.model.name,
         loaded.config.model.architecture,
         config.model.dir,
+        params.aggregation,
+        params.window_s,
+        params.hop_s,
         threads,
     )
     return detector
