@@ -310,9 +310,9 @@ def test_batchnorm_counters_may_be_absent(tmp_path: Path, demo_network: torch.nn
 
 
 def test_hub_config_json_is_accepted(tmp_path: Path, demo_network: torch.nn.Module) -> None:
-    # huggingface_hub's PyTorchModelHubMixin stores the constructor's `config` argument this way.
-    hub_config = {"config": DEMO_CONFIG.model_dump(mode="json")}
-    (tmp_path / "config.json").write_text(json.dumps(hub_config))
+    # huggingface_hub's PyTorchModelHubMixin writes the constructor's `config` dict as config.json.
+    hub_config = DEMO_CONFIG.model_dump(mode="json")
+    (tmp_path / "config.json").write_text(json.dumps(hub_config, sort_keys=True, indent=2))
     save_file(demo_network.state_dict(), tmp_path / SAFETENSORS_FILE)
     assert load_model_dir(tmp_path).config == DEMO_CONFIG
 

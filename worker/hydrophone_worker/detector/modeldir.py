@@ -37,7 +37,8 @@ from torch import nn
 from hydrophone_worker.detector.network import ARCHITECTURES, build_network
 
 CONFIG_FILE = "config.yaml"
-# Written by huggingface_hub's PyTorchModelHubMixin.save_pretrained as {"config": {...same sections...}}.
+# What huggingface_hub's PyTorchModelHubMixin.save_pretrained writes: the constructor's `config` dict
+# (the same sections as config.yaml) as JSON.
 HUB_CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
 TORCH_FILE = "model.pt"
@@ -221,8 +222,6 @@ def read_config(directory: Path) -> ModelConfig:
             data = json.loads(json_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelDirError(f"{json_path}: not valid JSON: {exc}") from None
-        if isinstance(data, Mapping) and isinstance(data.get("config"), Mapping):
-            data = data["config"]
         return parse_config(data, str(json_path))
     raise ModelDirError(
         f"{directory}: no {CONFIG_FILE} (a model directory needs {CONFIG_FILE} and {SAFETENSORS_FILE})"
