@@ -6,6 +6,7 @@ a simulated failure, so retries are exercised against real S3 answers.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -39,11 +40,12 @@ class FaultyTransport(httpx.BaseTransport):
 
 
 def seeded_faults(seed: int, rate: float, kinds: tuple[Fault, ...] = ("500", "timeout", "connect")):
-    """Each request fails with probability `rate`, kind drawn from `kinds`: reproducible for a seed."""
+    """Each request fails with probability `rate`, the kinds taking turns: reproducible for a seed."""
     rng = random.Random(seed)
+    turns = itertools.cycle(kinds)
 
     def choose(_: httpx.Request) -> Fault | None:
-        return rng.choice(kinds) if rng.random() < rate else None
+        return next(turns) if rng.random() < rate else None
 
     return choose
 

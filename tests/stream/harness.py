@@ -129,6 +129,11 @@ def assert_accounted(
         assert got == want, f"at {instant.isoformat()}: reader says {got}, truth says {want}"
 
 
+def same_time(a: datetime, b: datetime) -> bool:
+    """Equal to the millisecond: EXTINF's 6 decimals and float epochs round differently in the last digits."""
+    return abs((a - b).total_seconds()) < 1e-3
+
+
 def listed_by(truth: GroundTruth, t: float) -> float:
     """End of the last segment the node had listed by virtual time t (what a reader polling then can know)."""
     return max(s.end for s in truth.segments if s.listed_at <= t)

@@ -124,9 +124,10 @@ class LiveReader:
         self._latest_missing = fetched.status in (403, 404)
         if not fetched.found:
             return
+        # Remembering the ETag of bad content too: it is parsed (and logged) once, not at every poll.
+        self._latest_etag = fetched.etag
         try:
             self._latest = parse_latest(fetched.content.decode("utf-8", errors="replace"))
-            self._latest_etag = fetched.etag
         except ValueError as exc:
             self.stats.fetch_errors["latest-invalid"] += 1
             log.warning("%s: %s", self.stream_id, exc)

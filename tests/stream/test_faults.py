@@ -1,0 +1,157 @@
+"""LiveReader under faults: late, missing and corrupt segments, HTTP 500s and timeouts, a node going down."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hydrophone_worker.domain import Gap, Segment
+from hydrophone_worker.sim.node import Fault, FaultPlan
+from hydrophone_worker.source.http import RetryPolicy
+from hydrophone_worker.source.live import LiveReader
+
+from .faults import FaultyTransport, first_n_fail, seeded_faults
+from .harness import (
+    EPOCH,
+    STREAM,
+    VirtualTime,
+    assert_accounted,
+    listed_by,
+    make_node,
+    run_reader,
+    same_time,
+    utc_at,
+)
+
+pytestmark = pytest.mark.integration
+GRACE_S = 30.0
+RETRY = RetryPolicy(attempts=6, initial_s=0.5, max_s=4.0, jitter_s=0.5)
+
+
+def reader_for(
+    bucket_url: str, time: VirtualTime, transport: httpx.BaseTransport | None = None, **options: object
+) -> LiveReader:
+    client = httpx.Client(transport=transport) if transport else None
+    return LiveReader(
+        bucket_url,
+        STREAM,
+        start_at=utc_at(EPOCH + 2.0),
+        client=client,
+        clock=time.clock,
+        sleep=time.sleep,
+        stop=time.stop,
+        missing_grace_s=GRACE_S,
+        retry=RETRY,
+        **options,
+    )
+
+
+def test_a_late_segment_is_delivered_and_a_never_uploaded_one_is_a_gap(bucket_url: str) -> None:
+    plan = FaultPlan(explicit={(EPOCH, 1): Fault("late", 20.0), (EPOCH, 3): Fault("drop")})
+    node = make_node(bucket_url, faults=plan)
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 100)
+    reader = reader_for(bucket_url, time)
+    events = run_reader(reader, time)
+    truth = node.truth()
+    assert_accounted(events, truth, GRACE_S, EPOCH + 2.0, listed_by(truth, time.until - 5))
+    labels = [e.ref.sequence if isinstance(e, Segment) else e.reason for e in events]
+    assert labels[:6] == [0, 1, 2, "segment-missing", 4, 5]  # order kept: 2 waited for the late 1
+    missing = events[3]
+    assert same_time(missing.start, truth.segments[3].ref.start) and same_time(
+        missing.end, truth.segments[3].ref.end
+    )
+    assert reader.stats.fetch_errors["segment-not-found"] >= 2
+
+
+def test_a_corrupt_segment_is_a_gap(bucket_url: str) -> None:
+    node = make_node(bucket_url, faults=FaultPlan(explicit={(EPOCH, 2): Fault("corrupt")}))
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 60)
+    reader = reader_for(bucket_url, time)
+    events = run_reader(reader, time)
+    truth = node.truth()
+    assert_accounted(events, truth, GRACE_S, EPOCH + 2.0, listed_by(truth, time.until - 5))
+    [gap] = [e for e in events if isinstance(e, Gap)]
+    assert gap.reason == "segment-corrupt" and "live002.ts" in gap.detail
+    assert reader.stats.fetch_errors["segment-corrupt"] == 1
+
+
+def test_500s_timeouts_and_refused_connections_are_retried_with_backoff(bucket_url: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 60)
+    transport = FaultyTransport(seeded_faults(seed=3, rate=0.35))
+    reader = reader_for(bucket_url, time, transport)
+    events = run_reader(reader, time)
+    truth = node.truth()
+    assert all(isinstance(e, Segment) for e in events)
+    assert_accounted(events, truth, GRACE_S, EPOCH + 2.0, listed_by(truth, time.until - 5))
+    assert min(transport.injected[k] for k in ("500", "timeout", "connect")) >= 2, transport.injected
+    errors = reader.stats.fetch_errors
+    assert (errors["server-error"], errors["timeout"], errors["connection"]) == (
+        transport.injected["500"],
+        transport.injected["timeout"],
+        transport.injected["connect"],
+    )
+
+
+def test_backoff_grows_exponentially_and_stays_bounded(bucket_url: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 12.1)  # live000.ts is listed
+    time = VirtualTime(node, EPOCH + 12.1, until=EPOCH + 30)
+    reader = reader_for(bucket_url, time, FaultyTransport(first_n_fail(4, "500", "live000.ts")))
+    events = run_reader(reader, time)
+    assert events[0].ref.sequence == 0
+    retry_waits = time.sleeps[:4]
+    for attempt, wait in enumerate(retry_waits):
+        base = min(RETRY.initial_s * 2**attempt, RETRY.max_s)
+        assert base <= wait <= base + RETRY.jitter_s
+    assert reader.stats.fetch_errors["server-error"] == 4
+
+
+def test_a_segment_failing_past_the_grace_period_becomes_a_missing_gap(bucket_url: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 90)
+    always = FaultyTransport(lambda r: "500" if r.url.path.endswith("live002.ts") else None)
+    events = run_reader(reader_for(bucket_url, time, always), time)
+    labels = [e.ref.sequence if isinstance(e, Segment) else e.reason for e in events]
+    assert labels[:4] == [0, 1, "segment-missing", 3]
+    assert "server-error" in events[2].detail
+
+
+@pytest.mark.parametrize("latest", ["delete", "keep"])
+def test_node_down_for_a_while_then_back(bucket_url: str, latest: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 560)
+    states: list[str] = []
+    reader = reader_for(bucket_url, time, max_poll_interval_s=40.0, stale_after_s=60.0)
+    time.at(EPOCH + 35, lambda: node.stop(reason="node-down", latest=latest))
+    time.at(EPOCH + 300, lambda: states.append(reader.stats.state))
+    time.at(EPOCH + 500, lambda: node.start_folder(EPOCH + 500))
+    time.at(EPOCH + 550, lambda: states.append(reader.stats.state))
+    events = run_reader(reader, time)
+    truth = node.truth()
+    assert_accounted(events, truth, GRACE_S, EPOCH + 2.0, listed_by(truth, time.until - 5))
+    assert states == ["node-down", "streaming"]
+    [gap] = [e for e in events if isinstance(e, Gap)]
+    assert gap.reason == "node-down" and gap.end == utc_at(EPOCH + 502.0)
+    assert {10.0, 20.0, 40.0} <= set(time.sleeps) and max(time.sleeps) == 40.0  # doubling, capped
+    assert len(time.sleeps) < 45  # 560 s: no busy loop while the node was down
+
+
+def test_latest_txt_garbage_is_counted_and_polling_goes_on(bucket_url: str) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 40)
+    node.s3.put_object(Bucket=node.bucket, Key=node.latest_key, Body=b"<html>oops</html>")
+    time.at(
+        EPOCH + 20,
+        lambda: node.s3.put_object(Bucket=node.bucket, Key=node.latest_key, Body=f"{EPOCH}\n".encode()),
+    )
+    reader = reader_for(bucket_url, time)
+    events = run_reader(reader, time)
+    assert reader.stats.fetch_errors["latest-invalid"] == 1  # parsed once: the ETag says it did not change
+    assert [e.ref.sequence for e in events] == [0, 1, 2]
