@@ -24,11 +24,34 @@ VALUES_SCHEMA = CHART / "values.schema.json"
 SPEC_PATH = ("properties", "hydrophones", "items", "properties", "spec")
 
 # OpenAPI v3 keywords of structural CRD schemas that mean the same in JSON Schema draft-07.
-PORTABLE_KEYWORDS = frozenset({
-    "type", "description", "properties", "required", "items", "additionalProperties", "enum", "pattern",
-    "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems", "anyOf", "allOf",
-    "oneOf", "not", "default", "format", "minProperties", "maxProperties", "multipleOf",
-})
+PORTABLE_KEYWORDS = frozenset(
+    {
+        "type",
+        "description",
+        "properties",
+        "required",
+        "items",
+        "additionalProperties",
+        "enum",
+        "pattern",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "anyOf",
+        "allOf",
+        "oneOf",
+        "not",
+        "default",
+        "format",
+        "minProperties",
+        "maxProperties",
+        "multipleOf",
+    }
+)
 
 
 class SchemaConversionError(ValueError):
@@ -85,8 +108,11 @@ def expected_files() -> dict[Path, str]:
 
 
 def stale_files() -> list[Path]:
-    return [path for path, text in expected_files().items()
-            if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    return [
+        path
+        for path, text in expected_files().items()
+        if not path.is_file() or path.read_text(encoding="utf-8") != text
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

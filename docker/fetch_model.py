@@ -42,8 +42,10 @@ def download(url: str, target: Path) -> str:
     """Stream `url` into `target`; returns the hex sha256 of what was written."""
     digest = hashlib.sha256()
     try:
-        with (urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
-              target.open("wb") as out):
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
+            target.open("wb") as out,
+        ):
             while chunk := response.read(CHUNK_BYTES):
                 digest.update(chunk)
                 out.write(chunk)

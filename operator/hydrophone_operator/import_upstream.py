@@ -225,8 +225,9 @@ def import_sites(
                 f"inputs — fix: also pass the ConfigMap with {namespace}.yml or config.yml"
             )
     if not configs and not problems:
+        read = ", ".join(sorted({doc.source for doc in documents})) or "no documents"
         problems.append(
-            "no upstream site config found — fix: pass the ConfigMap files "
+            f"no upstream site config found in {read} — fix: pass the ConfigMap files "
             "(deploy/*-configmap.yaml) whose entries hold hls_hydrophone_id and the other "
             "upstream keys"
         )

@@ -38,28 +38,54 @@ def full_values() -> dict[str, Any]:
     values.update(
         image={"repository": "registry.example/hydrophone-operator", "tag": "1.2.3", "pullPolicy": "Always"},
         imagePullSecrets=[{"name": "registry"}],
-        worker={"image": {"repository": "registry.example/hydrophone-worker", "pullPolicy": "Always"},
-                "defaultModelTag": "orcahello-srkw-detector-v1.v1",
-                "resources": {"requests": {"cpu": "2", "memory": "2Gi"},
-                              "limits": {"cpu": "2", "memory": "4Gi"}},
-                "stateSizeLimit": "4Gi", "scratchSizeLimit": "512Mi"},
+        worker={
+            "image": {"repository": "registry.example/hydrophone-worker", "pullPolicy": "Always"},
+            "defaultModelTag": "orcahello-srkw-detector-v1.v1",
+            "resources": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+            "stateSizeLimit": "4Gi",
+            "scratchSizeLimit": "512Mi",
+        },
         stream={"baseUrl": "https://audio.example/bucket"},
-        operator={"verbose": True, "logFormat": "json", "resyncSeconds": 30, "lagDegradedSeconds": 600,
-                  "nodeSelector": {"kubernetes.io/os": "linux"},
-                  "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops",
-                                   "effect": "NoSchedule"}],
-                  "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-                      {"weight": 1, "preference": {"matchExpressions": [
-                          {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}}]}},
-                  "podAnnotations": {"example.org/team": "orcasound"}, "podLabels": {"team": "orcasound"},
-                  "priorityClassName": "system-cluster-critical"},
+        operator={
+            "verbose": True,
+            "logFormat": "json",
+            "resyncSeconds": 30,
+            "lagDegradedSeconds": 600,
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [
+                {"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}
+            ],
+            "affinity": {
+                "nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 1,
+                            "preference": {
+                                "matchExpressions": [
+                                    {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
+                                ]
+                            },
+                        }
+                    ]
+                }
+            },
+            "podAnnotations": {"example.org/team": "orcasound"},
+            "podLabels": {"team": "orcasound"},
+            "priorityClassName": "system-cluster-critical",
+        },
         serviceAccount={"create": True, "name": "hp-operator", "annotations": {"example.org/iam": "none"}},
-        monitoring={"namespace": "prometheus",
-                    "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}},
-                    "serviceMonitor": {"enabled": True, "interval": "60s", "labels": {"release": "prom"}}},
-        networkPolicy={"enabled": True, "apiServerPorts": [443],
-                       "extraIngressFrom": [{"namespaceSelector": {"matchLabels": {
-                           "kubernetes.io/metadata.name": "prometheus"}}}]},
+        monitoring={
+            "namespace": "prometheus",
+            "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}},
+            "serviceMonitor": {"enabled": True, "interval": "60s", "labels": {"release": "prom"}},
+        },
+        networkPolicy={
+            "enabled": True,
+            "apiServerPorts": [443],
+            "extraIngressFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "prometheus"}}}
+            ],
+        },
     )
     return values
 
@@ -76,8 +102,13 @@ def render(chart: helm.Chart) -> Render:
     def _render(values: dict[str, Any] | None = None, **options: Any) -> list[dict[str, Any]]:
         options = {"name": RELEASE, "namespace": NAMESPACE, "is_install": True, **options}
         rendered = chart.render(values or {}, **options)
-        return [doc for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")
-                for doc in yaml.safe_load_all(text) if doc]
+        return [
+            doc
+            for path, text in sorted(rendered.items())
+            if not path.endswith("NOTES.txt")
+            for doc in yaml.safe_load_all(text)
+            if doc
+        ]
 
     return _render
 

@@ -48,14 +48,27 @@ def test_every_manifest_passes_strict_kubernetes_validation(
     for obj in checked:
         kubernetes_validate.validate(obj, version, strict=True)
     assert {obj["kind"] for obj in checked} >= {
-        "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment",
-        "Service", "Pod"}
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "Pod",
+    }
 
 
 def test_default_values_install_only_the_operator(render: Render) -> None:
     kinds = sorted(obj["kind"] for obj in render())
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment", "Pod",
-                     "Service", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "Deployment",
+        "Pod",
+        "Service",
+        "ServiceAccount",
+    ]
 
 
 def test_full_values_add_sites_monitors_and_network_policy(render: Render, hydrophone_validator: Any) -> None:
@@ -80,7 +93,10 @@ def test_operator_deployment_is_single_restricted_and_probed(render: Render) -> 
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     # The probe must hit what kopf serves: `--liveness=http://0.0.0.0:<port>/healthz`.
     (liveness_arg,) = [arg for arg in container["args"] if arg.startswith("--liveness=")]
     probe = container["livenessProbe"]["httpGet"]
@@ -126,20 +142,39 @@ def test_crd_can_be_left_out(render: Render) -> None:
 
 def test_notes_list_the_sites(chart: helm.Chart) -> None:
     notes = chart.render(full_values(), name=RELEASE, namespace=NAMESPACE, is_install=True)[
-        "hydrophone-operator/templates/NOTES.txt"]
+        "hydrophone-operator/templates/NOTES.txt"
+    ]
     assert "8 hydrophone(s)" in notes and "bush-point (stream rpi_bush_point)" in notes
     assert f"helm test {RELEASE} -n {NAMESPACE}" in notes
 
 
-@pytest.mark.parametrize(("values", "where"), [
-    ({"worker": {"defaultModelTg": "x"}}, "at '/worker': additional properties 'defaultModelTg' not allowed"),
-    ({"hydrophones": [{"name": "a", "spec": {"streamId": "rpi_a", "detection": {"globalThresold": 0.5}}}]},
-     "at '/hydrophones/0/spec/detection': additional properties 'globalThresold' not allowed"),
-    ({"hydrophones": [{"name": "a", "spec": {"streamId": "rpi_a", "detection": {"globalThreshold": 1.5}}}]},
-     "at '/hydrophones/0/spec/detection/globalThreshold': maximum: got 1.5, want 1"),
-    ({"hydrophones": [{"name": "Bad_Name", "spec": {"streamId": "rpi_a"}}]}, "at '/hydrophones/0/name'"),
-    ({"operator": {"logFormat": "xml"}}, "at '/operator/logFormat'"),
-])
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        (
+            {"worker": {"defaultModelTg": "x"}},
+            "at '/worker': additional properties 'defaultModelTg' not allowed",
+        ),
+        (
+            {
+                "hydrophones": [
+                    {"name": "a", "spec": {"streamId": "rpi_a", "detection": {"globalThresold": 0.5}}}
+                ]
+            },
+            "at '/hydrophones/0/spec/detection': additional properties 'globalThresold' not allowed",
+        ),
+        (
+            {
+                "hydrophones": [
+                    {"name": "a", "spec": {"streamId": "rpi_a", "detection": {"globalThreshold": 1.5}}}
+                ]
+            },
+            "at '/hydrophones/0/spec/detection/globalThreshold': maximum: got 1.5, want 1",
+        ),
+        ({"hydrophones": [{"name": "Bad_Name", "spec": {"streamId": "rpi_a"}}]}, "at '/hydrophones/0/name'"),
+        ({"operator": {"logFormat": "xml"}}, "at '/operator/logFormat'"),
+    ],
+)
 def test_schema_rejects_bad_values_naming_the_field(
     render: Render, values: dict[str, Any], where: str
 ) -> None:

@@ -30,9 +30,11 @@ def parse(image: str) -> DockerfileParser:
 def instructions(image: str, name: str) -> list[list[str]]:
     """Each `name` instruction's words with ARG defaults substituted, as the builder sees them."""
     parser = parse(image)
-    return [list(WordSplitter(item["value"], args=context.get_values(context_type="ARG")).split())
-            for item, context in zip(parser.structure, parser.context_structure, strict=True)
-            if item["instruction"] == name]
+    return [
+        list(WordSplitter(item["value"], args=context.get_values(context_type="ARG")).split())
+        for item, context in zip(parser.structure, parser.context_structure, strict=True)
+        if item["instruction"] == name
+    ]
 
 
 def dockerignore_patterns() -> list[str]:
@@ -43,22 +45,28 @@ def dockerignore_patterns() -> list[str]:
 def ignored(path: str, patterns: list[str]) -> bool:
     parts = Path(path).parts
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(fnmatch.fnmatch(prefix, pattern.removeprefix("**/"))
-               for prefix in prefixes for pattern in patterns)
+    return any(
+        fnmatch.fnmatch(prefix, pattern.removeprefix("**/")) for prefix in prefixes for pattern in patterns
+    )
 
 
 @pytest.mark.parametrize("image", DOCKERFILES)
 def test_hadolint_is_clean(image: str) -> None:
-    result = subprocess.run([BIN / "hadolint", DOCKERFILES[image]],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [BIN / "hadolint", DOCKERFILES[image]], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("image", DOCKERFILES)
 def test_every_copied_file_is_in_the_build_context(image: str) -> None:
     patterns = dockerignore_patterns()
-    sources = [src for words in instructions(image, "COPY") if not words[0].startswith("--from=")
-               for src in words[:-1]]
+    sources = [
+        src
+        for words in instructions(image, "COPY")
+        if not words[0].startswith("--from=")
+        for src in words[:-1]
+    ]
     assert sources
     for source in sources:
         assert (REPO / source).exists(), f"{DOCKERFILES[image].name} copies {source}, which does not exist"
@@ -97,7 +105,7 @@ def test_operator_image_cannot_pull_in_torch() -> None:
 def test_worker_image_installs_cpu_torch_before_the_project() -> None:
     installs = [" ".join(words) for words in instructions("worker", "RUN") if "pip" in words]
     torch_step = next(i for i, step in enumerate(installs) if "torch==" in step)
-    project_step = next(i for i, step in enumerate(installs) if '.[worker]' in step)
+    project_step = next(i for i, step in enumerate(installs) if ".[worker]" in step)
     assert torch_step < project_step
     assert "--index-url https://download.pytorch.org/whl/cpu" in installs[torch_step]
 

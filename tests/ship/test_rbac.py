@@ -8,6 +8,7 @@ appear only there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 import yaml
 from hydrophone_operator.kube import KINDS, VERBS
 
-from tests.operator.harness import HYDROPHONES, Cluster, running_cluster, wait_for
+from tests.operator.harness import HYDROPHONES, ApiServer, running_cluster, wait_for
 from tests.ship.conftest import REPO, Render, one
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -33,8 +34,13 @@ TEST_CLIENT = "python-httpx/"  # tests.operator.harness.Cluster's client; kopf a
 
 def chart_rules(render: Render) -> set[Rule]:
     role = one(render(), "ClusterRole")
-    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-            for resource in rule["resources"] for verb in rule["verbs"]}
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 def kube_layer_rules() -> set[Rule]:
@@ -50,53 +56,88 @@ def http_verb(method: str, name: str | None, params: dict[str, str]) -> str:
     return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
 
 
-def recorded_rules(cluster: Cluster) -> set[Rule]:
-    """The operator's resource requests. Not discovery (/api, /apis: open to every authenticated client),
-    nor the test's own set-up and polling (made with httpx)."""
-    assert cluster.server is not None
-    rules = set()
-    for request in list(cluster.server):
-        if request.resource is None or not request.resource.plural:
-            continue
-        if request.headers.get("User-Agent", "").startswith(TEST_CLIENT):
-            continue
-        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
-        rules.add((request.resource.group or "", resource, http_verb(request.method.value, request.name,
-                                                                     dict(request.params))))
-    return rules
+def operator_rule(request: Any) -> Rule | None:
+    """The RBAC rule a request needs; None for discovery (/api, /apis: open to every authenticated client)
+    and for the test's own set-up and polling (made with httpx)."""
+    if request.resource is None or not request.resource.plural:
+        return None
+    if request.headers.get("User-Agent", "").startswith(TEST_CLIENT):
+        return None
+    resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+    verb = http_verb(request.method.value, request.name, dict(request.params))
+    return (request.resource.group or "", resource, verb)
+
+
+@contextlib.contextmanager
+def recording_calls() -> Iterator[set[Rule]]:
+    """Record the rule of every request kmock serves (the harness keeps no request history)."""
+    calls: set[Rule] = set()
+    serve = ApiServer._handle
+
+    async def recording(self: ApiServer, request: Any) -> Any:
+        if (rule := operator_rule(request)) is not None:
+            calls.add(rule)
+        return await serve(self, request)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ApiServer, "_handle", recording)
+        yield calls
 
 
 @pytest.fixture(scope="module")
 def operator_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[Rule]]:
     """Run the real operator until one example site is fully set up; yield the calls it made."""
     workdir = tmp_path_factory.mktemp("rbac")
-    with running_cluster() as cluster:
-        cluster.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                              "metadata": {"name": OPERATOR_NAMESPACE}})
-        cluster.create(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets", {
-            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": SECRET, "namespace": OPERATOR_NAMESPACE},
-            "data": {"AZURE_COSMOSDB_PRIMARY_KEY": "a2V5"}})
-        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig(workdir / "kubeconfig")),
-               "HYDROPHONE_OPERATOR_CREDENTIALS_NAMESPACE": OPERATOR_NAMESPACE,
-               "HYDROPHONE_OPERATOR_RESYNC_SECONDS": "1",
-               "HYDROPHONE_OPERATOR_WORKER_STATUS_URL_TEMPLATE": "http://127.0.0.1:9/{namespace}/status",
-               "HYDROPHONE_OPERATOR_WORKER_STATUS_TIMEOUT_SECONDS": "0.5"}
+    with recording_calls() as calls, running_cluster() as cluster:
+        cluster.create(
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
+        )
+        cluster.create(
+            f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "Opaque",
+                "metadata": {"name": SECRET, "namespace": OPERATOR_NAMESPACE},
+                "data": {"AZURE_COSMOSDB_PRIMARY_KEY": "a2V5"},
+            },
+        )
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig(workdir / "kubeconfig")),
+            "HYDROPHONE_OPERATOR_CREDENTIALS_NAMESPACE": OPERATOR_NAMESPACE,
+            "HYDROPHONE_OPERATOR_RESYNC_SECONDS": "1",
+            "HYDROPHONE_OPERATOR_WORKER_STATUS_URL_TEMPLATE": "http://127.0.0.1:9/{namespace}/status",
+            "HYDROPHONE_OPERATOR_WORKER_STATUS_TIMEOUT_SECONDS": "0.5",
+        }
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = workdir / "operator.log"
         with log.open("w") as out:
-            process = subprocess.Popen([Path(sys.executable).parent / "hydrophone-operator", "run"],
-                                       env=env, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [Path(sys.executable).parent / "hydrophone-operator", "run"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
             site: dict[str, Any] = yaml.safe_load(SITE.read_text(encoding="utf-8"))
             cluster.create(HYDROPHONES, site)
             name = site["metadata"]["name"]
             explain = lambda: log.read_text(errors="replace")[-3000:]  # noqa: E731
-            wait_for(lambda: cluster.get(f"/apis/apps/v1/namespaces/{name}/deployments/hydrophone-worker"),
-                     "the worker Deployment", 30, explain)
-            wait_for(lambda: (cluster.get(f"{HYDROPHONES}/{name}") or {}).get("status", {}).get("conditions"),
-                     "the Hydrophone's status conditions", 30, explain)
-            yield recorded_rules(cluster)
+            wait_for(
+                lambda: cluster.get(f"/apis/apps/v1/namespaces/{name}/deployments/hydrophone-worker"),
+                "the worker Deployment",
+                30,
+                explain,
+            )
+            wait_for(
+                lambda: (cluster.get(f"{HYDROPHONES}/{name}") or {}).get("status", {}).get("conditions"),
+                "the Hydrophone's status conditions",
+                30,
+                explain,
+            )
+            yield set(calls)
         finally:
             process.terminate()
             try:

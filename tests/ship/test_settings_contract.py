@@ -15,8 +15,12 @@ from hydrophone_operator.settings import ENV_PREFIX, OperatorSettings, load_sett
 
 from tests.ship.conftest import NAMESPACE, Render, by_kind, full_values, one
 
-CREDENTIALS = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "orcahello-azure"},
-               "data": {"AZURE_COSMOSDB_PRIMARY_KEY": "a2V5"}}
+CREDENTIALS = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {"name": "orcahello-azure"},
+    "data": {"AZURE_COSMOSDB_PRIMARY_KEY": "a2V5"},
+}
 
 
 def settings_from(objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> OperatorSettings:
@@ -34,8 +38,10 @@ def settings_from(objects: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 
 
 def sites(objects: list[dict[str, Any]]) -> list[Hydrophone]:
-    return [parse_hydrophone({**hp, "metadata": {**hp["metadata"], "uid": f"uid-{hp['metadata']['name']}"}})
-            for hp in by_kind(objects, "Hydrophone")]
+    return [
+        parse_hydrophone({**hp, "metadata": {**hp["metadata"], "uid": f"uid-{hp['metadata']['name']}"}})
+        for hp in by_kind(objects, "Hydrophone")
+    ]
 
 
 def test_full_values_reach_every_setting(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,10 +80,13 @@ def test_upgrading_the_operator_image_restarts_no_worker(
         assert build_children(hp_old, old, CREDENTIALS) == build_children(hp_new, new, CREDENTIALS)
 
 
-@pytest.mark.parametrize("change", [
-    {"defaultModelTag": "12-01-26.PyTorch.R1-13.v1"},
-    {"resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "3Gi"}}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"defaultModelTag": "12-01-26.PyTorch.R1-13.v1"},
+        {"resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "3Gi"}}},
+    ],
+)
 def test_changing_fleet_worker_settings_does_roll_the_workers(
     render: Render, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any]
 ) -> None:
@@ -86,7 +95,7 @@ def test_changing_fleet_worker_settings_does_roll_the_workers(
     after = render({**values, "worker": {**values["worker"], **change}}, is_install=False, is_upgrade=True)
     old, new = settings_from(before, monkeypatch), settings_from(after, monkeypatch)
     hp = sites(before)[0]
-    assert (build_deployment(hp, old)["spec"]["template"] != build_deployment(hp, new)["spec"]["template"])
+    assert build_deployment(hp, old)["spec"]["template"] != build_deployment(hp, new)["spec"]["template"]
 
 
 def test_monitors_and_network_policy_select_what_the_operator_creates(
