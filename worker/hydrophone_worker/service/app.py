@@ -136,6 +136,8 @@ def load_scorer(config: WorkerConfig) -> Scorer:
 
 
 def build_outbox(config: WorkerConfig, env: Mapping[str, str]) -> Outbox | None:
+    if not config.publish.enabled:
+        return None  # detect and log only; also spares importing the Azure SDKs
     from hydrophone_worker.publish.durable import SpoolError
     from hydrophone_worker.publish.factory import PublishSetupError, build_sinks
 
