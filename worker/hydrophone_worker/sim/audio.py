@@ -1,35 +1,66 @@
 """Sound for the simulated node: synthesised ocean noise with killer-whale-like calls, or real audio files.
 
 Audio is float32 shaped (channels, samples) in [-1, 1]. Sources are read sequentially (`read(n)`), the way a
-node's sound card delivers them; the synthesiser gives the same samples for a seed whatever the read sizes.
+node's sound card delivers them; the synthesiser gives the same samples for a seed whatever the read sizes
+and skips.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Protocol
 
 import av
 import numpy as np
-from scipy.signal import iirpeak, lfilter
 
 SAMPLE_RATE = 48_000
 # Paul Kellet's economy pinking filter: 1/f within ~1 dB from 10 Hz to Nyquist at 48 kHz.
-_PINK_B = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
-_PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
-# A leaky integrator: brown (1/f^2) surf and flow noise below a few hundred Hz.
-_BROWN_B = np.array([0.02])
-_BROWN_A = np.array([1.0, -0.998])
-_NOISE_BLOCK = (
-    SAMPLE_RATE  # white noise comes in 1 s blocks seeded by (seed, channel, block): read-size invariant
+_PINK = (
+    np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786]),
+    np.array([1.0, -2.494956002, 2.017265875, -0.522189400]),
 )
+# A leaky integrator: brown (1/f^2) surf and flow noise below a few hundred Hz.
+_BROWN = (np.array([0.02]), np.array([1.0, -0.998]))
+_NOISE_BLOCK = SAMPLE_RATE  # white noise comes in 1 s blocks seeded by (seed, channel, block)
+_SHAPE_TAPS = 8192  # the filters' impulse responses have decayed below 1e-3 by then
+_FFT_SIZE = 1 << 16
 _CLICK_BUCKET = SAMPLE_RATE  # clicks are drawn per 1 s bucket
 _CLICK_LEN = 96  # 2 ms
-# A resonance at 40 Hz driven by the same noise: the low rumble of swell and distant ships.
-_RUMBLE_B, _RUMBLE_A = iirpeak(40.0, 2.0, fs=SAMPLE_RATE)
-_FILTERS = ((_PINK_B, _PINK_A, 3.0), (_BROWN_B, _BROWN_A, 1.0), (_RUMBLE_B, _RUMBLE_A, 4.0))
+
+
+def _resonator(hz: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """A constant-peak-gain band-pass biquad (RBJ cookbook)."""
+    w0 = 2 * np.pi * hz / SAMPLE_RATE
+    alpha = np.sin(w0) / (2 * q)
+    return np.array([alpha, 0.0, -alpha]) / (1 + alpha), np.array([1 + alpha, -2 * np.cos(w0), 1 - alpha]) / (
+        1 + alpha
+    )
+
+
+def _impulse_response(b: np.ndarray, a: np.ndarray, n: int) -> np.ndarray:
+    y = np.zeros(n)
+    for i in range(n):
+        acc = b[i] if i < len(b) else 0.0
+        for k in range(1, min(len(a), i + 1)):
+            acc -= a[k] * y[i - k]
+        y[i] = acc
+    return y
+
+
+@cache
+def _shape_spectrum() -> np.ndarray:
+    """One FIR standing for pink + brown noise + a 40 Hz rumble (swell, distant ships).
+
+    An FIR of deterministic white noise needs no filter state, so any span of the ocean can be synthesised
+    on its own: reads of any size and skips of any length give the same samples. (scipy.signal would do
+    the IIR filtering, but importing it costs seconds of CPU at every start.)
+    """
+    parts = ((_PINK, 3.0), (_BROWN, 1.0), (_resonator(40.0, 2.0), 4.0))
+    taps = sum(gain * _impulse_response(b, a, _SHAPE_TAPS) for (b, a), gain in parts)
+    return np.fft.rfft(taps, _FFT_SIZE)
 
 
 class AudioSource(Protocol):
@@ -120,19 +151,30 @@ class SynthSource:
         self.noise_level = noise_level
         self.clicks_per_s = clicks_per_s
         self.position = 0  # samples read so far
-        self._zi = self._silent_filters()
-
-    def _silent_filters(self) -> list[list[np.ndarray]]:
-        return [[np.zeros(max(len(a), len(b)) - 1) for b, a, _ in _FILTERS] for _ in range(self.channels)]
 
     def _white(self, channel: int, start: int, n: int) -> np.ndarray:
+        """White noise for samples [start, start + n); silence before sample 0."""
+        lead = max(0, -start)
+        start, n = start + lead, n - lead
         first, last = start // _NOISE_BLOCK, (start + n - 1) // _NOISE_BLOCK
         blocks = [
             np.random.default_rng((self.seed, channel, 0, block)).standard_normal(_NOISE_BLOCK)
             for block in range(first, last + 1)
         ]
         offset = start - first * _NOISE_BLOCK
-        return np.concatenate(blocks)[offset : offset + n]
+        return np.concatenate([np.zeros(lead), np.concatenate(blocks)[offset : offset + n]])
+
+    def _noise(self, channel: int, start: int, n: int) -> np.ndarray:
+        # Overlap-save FFT convolution in modest blocks: one huge FFT is several times slower.
+        spectrum, taps = _shape_spectrum(), _SHAPE_TAPS
+        hop = _FFT_SIZE - taps + 1
+        white = self._white(channel, start - taps + 1, n + taps - 1)
+        out = np.empty(n)
+        for i in range(0, n, hop):
+            m = min(hop, n - i)
+            block = np.fft.irfft(np.fft.rfft(white[i : i + m + taps - 1], _FFT_SIZE) * spectrum, _FFT_SIZE)
+            out[i : i + m] = block[taps - 1 : taps - 1 + m]
+        return out
 
     def _clicks(self, channel: int, start: int, n: int, out: np.ndarray) -> None:
         # Snapping shrimp and hull knocks: short decaying broadband bursts at random instants.
@@ -163,10 +205,7 @@ class SynthSource:
             raise ValueError(f"cannot read {n} samples")
         start, out = self.position, np.zeros((self.channels, n), dtype=np.float64)
         for ch in range(self.channels):
-            white = self._white(ch, start, n)
-            for i, (b, a, gain) in enumerate(_FILTERS):
-                shaped, self._zi[ch][i] = lfilter(b, a, white, zi=self._zi[ch][i])
-                out[ch] += gain * self.noise_level * shaped
+            out[ch] = self.noise_level * self._noise(ch, start, n)
             if self.clicks_per_s:
                 self._clicks(ch, start, n, out[ch])
             # The second hydrophone hears the same whale a little quieter.
@@ -175,10 +214,8 @@ class SynthSource:
         return np.clip(out, -1.0, 1.0).astype(np.float32)
 
     def skip(self, n: int) -> None:
-        # Jump without synthesising the skipped span (a node can be down for days); the noise filters
-        # restart from silence, as a freshly started capture would.
+        # Nothing to synthesise: every span is computed on its own (a node can be down for days).
         self.position += n
-        self._zi = self._silent_filters()
 
 
 class ArraySource:

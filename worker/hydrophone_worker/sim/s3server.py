@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from moto.server import ThreadedMotoServer
-
 LOOPBACK = "127.0.0.1"
 
 
@@ -32,6 +30,8 @@ def MotoServer(port: int | None = None) -> Iterator[str]:
 
     All moto servers in one process share moto's in-memory state, so give each user its own bucket.
     """
+    from moto.server import ThreadedMotoServer  # heavy (~1 s): only when a server is really wanted
+
     if port is not None:
         if not 0 < port < 65536:
             raise ValueError(f"port must be between 1 and 65535, got {port}")

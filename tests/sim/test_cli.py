@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import m3u8
+import pytest
+from click.testing import CliRunner
+from hydrophone_worker.cli import main
+from hydrophone_worker.sim.cli import parse_duration, parse_seconds_list
+
+WORKER = str(Path(sys.executable).parent / "hydrophone-worker")
+
+
+def test_durations_and_second_lists() -> None:
+    assert [parse_duration(t) for t in ("90", "90s", "10m", "1h30m", "1.5m")] == [90, 90, 600, 5400, 90]
+    assert parse_seconds_list("95, 30") == [30.0, 95.0]
+    for bad in ("", "10x", "m", "0"):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--speed", "0"], "--speed"),
+        (["--duration", "5x"], "--duration"),
+        (["--calls-at", "abc"], "--calls-at"),
+        (["--drop-rate", "1.5"], "--drop-rate"),
+        (["--drop-rate", "0.6", "--corrupt-rate", "0.6"], "--corrupt-rate must not exceed 1"),
+        (["--audio", "nope.wav"], "--audio"),
+        (["--duration", "60", "--restart-at", "90"], "--restart-at"),
+        (["--endpoint", "localhost:9000"], "--endpoint"),
+        (["--endpoint", "http://127.0.0.1:1", "--port", "5000"], "drop --endpoint"),
+        (["--sliding-window", "0"], "--sliding-window"),
+    ],
+)
+def test_bad_options_name_the_option(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["simulate", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_unreachable_endpoint_is_reported() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(main, ["simulate", "--endpoint", endpoint, "--duration", "5"])
+    assert result.exit_code == 1
+    assert f"cannot prepare bucket 'audio-orcasound-net' at --endpoint {endpoint}" in result.output
+
+
+def test_help_lists_the_options() -> None:
+    done = subprocess.run(
+        [WORKER, "simulate", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    for option in (
+        "--endpoint",
+        "--speed",
+        "--sliding-window",
+        "--restart-at",
+        "--drop-rate",
+        "--program-date-time",
+    ):
+        assert option in done.stdout
+
+
+def test_accelerated_run_into_an_endpoint(moto_endpoint: str, s3: Any) -> None:
+    bucket = f"cli-{time.time_ns()}"
+    done = subprocess.run(
+        [
+            *(WORKER, "simulate", "--endpoint", moto_endpoint, "--bucket", bucket, "--stream", "rpi_cli"),
+            *("--duration", "25s", "--speed", "50", "--program-date-time", "--sliding-window", "5"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"base URL: {moto_endpoint}/{bucket}  stream: rpi_cli" in done.stdout
+    assert "published 2 segments" in done.stdout
+    latest = httpx.get(f"{moto_endpoint}/{bucket}/rpi_cli/latest.txt", timeout=10).text.strip()
+    listed = m3u8.loads(
+        httpx.get(f"{moto_endpoint}/{bucket}/rpi_cli/hls/{latest}/live.m3u8", timeout=10).text
+    )
+    assert [s.uri for s in listed.segments] == ["live000.ts", "live001.ts"]
+    assert all(s.program_date_time is not None for s in listed.segments)
+
+
+@pytest.mark.slow
+def test_own_moto_serves_until_ctrl_c() -> None:
+    process = subprocess.Popen(
+        [WORKER, "simulate", "--speed", "5", "--stream", "rpi_demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # the command prints the base URL before streaming
+        assert first.startswith("base URL: http://127.0.0.1:"), first
+        base = first.split()[2]
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/rpi_demo/latest.txt", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "latest.txt never appeared"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    assert process.returncode == 0, err
+    assert "stopped" in out
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/rpi_demo/latest.txt", timeout=2)
