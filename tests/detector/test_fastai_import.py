@@ -9,6 +9,7 @@ import functools
 import io
 import os
 import pickle
+import re
 import subprocess
 import sys
 import types
@@ -230,6 +231,25 @@ def test_a_model_of_another_shape_is_refused_with_the_keys(tmp_path: Path) -> No
     assert "wrong shape (1): model.conv1.weight [8, 1, 3, 3] (expected [64, 1, 7, 7])" in message
     assert "missing (" in message
     assert not (tmp_path / "out").exists()
+
+
+def _pickled_module(modules: dict[str, object], parameters: dict[str, object]) -> InertStub:
+    module = InertStub()
+    module.__setstate__({"_modules": modules, "_parameters": parameters, "_buffers": {}})
+    return module
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (42, "learner.model is 42, not a pickled torch module"),
+        (_pickled_module({"0": InertStub()}, {}), "0 is <inert ?>, not a pickled torch module"),
+        (_pickled_module({}, {"weight": "oops"}), "weight is 'oops', not a tensor"),
+    ],
+)
+def test_a_model_that_is_no_module_tree_is_refused(model: object, expected: str) -> None:
+    with pytest.raises(FastaiImportError, match=re.escape(expected)):
+        fastai_state_dict({"model": model})
 
 
 def test_something_else_than_an_export_is_refused(tmp_path: Path) -> None:

@@ -198,8 +198,11 @@ def _collect_tensors(module: Any, prefix: str, out: dict[str, torch.Tensor]) -> 
     transient = set(state.get("_non_persistent_buffers_set", ()))
     for attribute in ("_parameters", "_buffers"):
         for name, tensor in (state.get(attribute) or {}).items():
-            if tensor is not None and name not in transient:
-                out[prefix + name] = tensor.detach()
+            if tensor is None or name in transient:
+                continue
+            if not isinstance(tensor, torch.Tensor):
+                raise FastaiImportError(f"{prefix}{name} is {tensor!r:.80}, not a tensor")
+            out[prefix + name] = tensor.detach()
     for name, child in (state.get("_modules") or {}).items():
         if child is not None:
             _collect_tensors(child, f"{prefix}{name}.", out)
