@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -105,21 +106,22 @@ def test_run_delivers_after_an_outage_and_stops_promptly(tmp_path: Path) -> None
     assert not thread.is_alive()
 
 
-def test_run_survives_an_unexpected_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    outbox = Outbox(tmp_path, [RecordingSink("a")], **FAST)
-    passes = []
-
-    def broken(deadline=None):
-        passes.append(1)
-        raise RuntimeError("disk vanished")
-
-    monkeypatch.setattr(outbox, "deliver_pending", broken)
+def test_run_survives_an_unexpected_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spool = tmp_path / "spool"
+    sink = RecordingSink("a")
+    outbox = Outbox(spool, [sink], **FAST)
+    shutil.rmtree(spool)  # the volume vanished under the worker
     stop = threading.Event()
     thread = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
     thread.start()
-    assert _wait(lambda: len(passes) >= 3)
-    stop.set()
-    thread.join(5)
+    try:
+        assert _wait(lambda: caplog.text.count("outbox delivery pass failed") >= 2)
+        spool.mkdir()  # ...and came back
+        detection = outbox.put(make_clip(), make_score(), LOCATION)
+        assert _wait(lambda: sink.delivered == [detection])
+    finally:
+        stop.set()
+        thread.join(5)
     assert not thread.is_alive()
 
 

@@ -74,6 +74,24 @@ class OutboxEntry:
         return {**self.base_record, "audioUri": audio_uri, "imageUri": image_uri}
 
 
+@dataclass(frozen=True)
+class _GiveUp:
+    """When a delivery pass stops starting attempts: past its deadline, or once the run loop must stop."""
+
+    deadline: float | None
+    stop: threading.Event | None
+
+    def __call__(self) -> bool:
+        late = self.deadline is not None and time.monotonic() >= self.deadline
+        return late or (self.stop is not None and self.stop.is_set())
+
+    def sleep(self, seconds: float) -> None:
+        if self.stop is None:
+            time.sleep(seconds)
+        else:
+            self.stop.wait(seconds)
+
+
 class Sink(Protocol):
     """A destination for detections. `deliver` raises on failure and must be idempotent."""
 
@@ -197,13 +215,11 @@ class Outbox:
     def _confirmed(self, entry: OutboxEntry, sink: Sink) -> bool:
         return (entry.directory / f"{_MARKER}{sink.name}").exists()
 
-    def _deliver_one(self, entry: OutboxEntry, sink: Sink, deadline: float | None) -> bool:
-        stop = stop_after_attempt(self._attempts)
-        if deadline is not None:
-            stop = stop | (lambda _state: time.monotonic() >= deadline)
+    def _deliver_one(self, entry: OutboxEntry, sink: Sink, give_up: _GiveUp) -> bool:
         retrying = Retrying(
-            stop=stop,
+            stop=stop_after_attempt(self._attempts) | (lambda _state: give_up()),
             wait=wait_exponential(min=self._retry_wait_s[0], max=self._retry_wait_s[1]),
+            sleep=give_up.sleep,
             reraise=True,
         )
         try:
@@ -235,18 +251,24 @@ class Outbox:
 
         `deadline` is a time.monotonic() value after which no new attempt starts.
         """
+        return self._pass(_GiveUp(deadline, None))
+
+    def _pass(self, give_up: _GiveUp) -> int:
         completed = 0
-        with self._delivering:
+        timeout = -1 if give_up.deadline is None else max(0.0, give_up.deadline - time.monotonic())
+        if not self._delivering.acquire(timeout=timeout):
+            return 0  # another pass is running and did not finish in time
+        try:
             consecutive = dict.fromkeys(self.failures, 0)
             for entry in self.pending():
-                if deadline is not None and time.monotonic() >= deadline:
+                if give_up():
                     break
                 done = True
                 for sink in self.sinks:
                     if self._confirmed(entry, sink):
                         continue
                     if consecutive[sink.name] >= DOWN_AFTER_FAILURES or not self._deliver_one(
-                        entry, sink, deadline
+                        entry, sink, give_up
                     ):
                         consecutive[sink.name] += 1
                         done = False
@@ -255,6 +277,8 @@ class Outbox:
                 if done:
                     self._finish(entry)
                     completed += 1
+        finally:
+            self._delivering.release()
         return completed
 
     def run(self, stop: threading.Event) -> None:
@@ -263,7 +287,7 @@ class Outbox:
         while not stop.is_set():
             self._wake.clear()
             try:
-                self.deliver_pending()
+                self._pass(_GiveUp(None, stop))
                 backlog = self.depth > 0
             except Exception:
                 log.exception("outbox delivery pass failed; retrying after backoff")
