@@ -270,6 +270,13 @@ def test_torch_file_with_non_tensor_entries_is_refused(tmp_path: Path) -> None:
         load_model_dir(tmp_path)
 
 
+def test_torch_file_with_something_else_than_a_dict_is_refused(tmp_path: Path) -> None:
+    _write_config(tmp_path)
+    torch.save([torch.zeros(1)], tmp_path / TORCH_FILE)
+    with pytest.raises(ModelDirError, match=r"expected a state dict \(name -> tensor\), got list"):
+        load_model_dir(tmp_path)
+
+
 def test_missing_unexpected_and_misshaped_tensors_are_listed_together(
     tmp_path: Path, demo_network: torch.nn.Module
 ) -> None:

@@ -7,7 +7,8 @@ own loader (zip or legacy format) driven by a restricted unpickler:
 
 - every class or function of the modules in STUB_MODULES becomes an inert stub that only records the
   arguments and state the pickle hands it; nothing of fastai, torch.nn, pandas etc. is imported or run;
-- torch's tensor rebuild functions, OrderedDict, set, torch.Size/dtype/device are the only real callables;
+- torch's tensor rebuild functions, OrderedDict, set, torch.Size/dtype/device and a latin1-only
+  `_codecs.encode` (protocol 2's spelling of bytes) are the only real callables;
 - any other global (os.system, builtins.eval, subprocess.Popen, ...) stops the load with UnsafePickleError
   before it can be called: pickle resolves a global before it can apply it.
 The module tree of stubs is then walked for `_parameters` / `_buffers`, exactly as `state_dict()` would.

@@ -244,8 +244,6 @@ def read_state_dict(path: Path, *, device: str = "cpu") -> dict[str, torch.Tenso
             state = load_file(path, device=device)
         else:
             state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise ModelDirError(f"{path}: no such file") from None
     except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         raise ModelDirError(f"{path}: cannot read weights: {exc}") from None
     if not isinstance(state, Mapping):
