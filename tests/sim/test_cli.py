@@ -13,7 +13,7 @@ import m3u8
 import pytest
 from click.testing import CliRunner
 from hydrophone_worker.cli import main
-from hydrophone_worker.sim.cli import parse_duration, parse_seconds_list
+from hydrophone_worker.sim.cli import parse_duration, parse_seconds_list, parse_start
 
 WORKER = str(Path(sys.executable).parent / "hydrophone-worker")
 
@@ -24,6 +24,10 @@ def test_durations_and_second_lists() -> None:
     for bad in ("", "10x", "m", "0"):
         with pytest.raises(ValueError, match="duration"):
             parse_duration(bad)
+    assert parse_start("1796112000") == parse_start("2026-12-01T08:00:00Z") == 1_796_112_000
+    assert parse_start("2026-12-01T00:00:00-08:00") == 1_796_112_000
+    with pytest.raises(ValueError, match="no time zone"):
+        parse_start("2026-12-01T08:00:00")
 
 
 def free_port() -> int:
@@ -45,6 +49,7 @@ def free_port() -> int:
         (["--endpoint", "localhost:9000"], "--endpoint"),
         (["--endpoint", "http://127.0.0.1:1", "--port", "5000"], "drop --endpoint"),
         (["--sliding-window", "0"], "--sliding-window"),
+        (["--start", "yesterday"], "--start"),
     ],
 )
 def test_bad_options_name_the_option(args: list[str], message: str) -> None:
@@ -75,12 +80,14 @@ def test_help_lists_the_options() -> None:
         assert option in done.stdout
 
 
+@pytest.mark.slow
 def test_accelerated_run_into_an_endpoint(moto_endpoint: str, s3: Any) -> None:
     bucket = f"cli-{time.time_ns()}"
     done = subprocess.run(
         [
             *(WORKER, "simulate", "--endpoint", moto_endpoint, "--bucket", bucket, "--stream", "rpi_cli"),
             *("--duration", "25s", "--speed", "50", "--program-date-time", "--sliding-window", "5"),
+            *("--start", "2026-12-01T08:00:00Z"),
         ],
         capture_output=True,
         text=True,
@@ -90,6 +97,7 @@ def test_accelerated_run_into_an_endpoint(moto_endpoint: str, s3: Any) -> None:
     assert f"base URL: {moto_endpoint}/{bucket}  stream: rpi_cli" in done.stdout
     assert "published 2 segments" in done.stdout
     latest = httpx.get(f"{moto_endpoint}/{bucket}/rpi_cli/latest.txt", timeout=10).text.strip()
+    assert latest == "1796112000"  # --start
     listed = m3u8.loads(
         httpx.get(f"{moto_endpoint}/{bucket}/rpi_cli/hls/{latest}/live.m3u8", timeout=10).text
     )

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import datetime
 from typing import Any
 
 import click
@@ -30,6 +31,21 @@ def parse_duration(text: str) -> float:
     if total <= 0:
         raise ValueError(f"{text!r}: the duration must be > 0")
     return total
+
+
+def parse_start(text: str) -> int:
+    """Folder epoch from unix seconds ('1796112000') or a zoned ISO 8601 time ('2026-12-01T08:00:00Z')."""
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither unix seconds nor an ISO 8601 time, e.g. 2026-12-01T08:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone; add one, e.g. 2026-12-01T08:00:00Z")
+    return int(moment.timestamp())
 
 
 def parse_seconds_list(text: str) -> list[float]:
@@ -58,6 +74,7 @@ class _Parsed(click.ParamType):
 
 
 DURATION = _Parsed("duration", parse_duration)
+START = _Parsed("start", parse_start)
 SECONDS_LIST = _Parsed("seconds", parse_seconds_list)
 RATE = click.FloatRange(0.0, 1.0)
 
@@ -94,6 +111,9 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 @click.option(
     "--duration", type=DURATION, help="Stop after this much stream time, e.g. 10m (default: Ctrl-C)."
 )
+@click.option(
+    "--start", "start_epoch", type=START, help="First folder epoch: unix s or ISO time (default: now)."
+)
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Stream seconds per wall second.")
 @click.option("--program-date-time", is_flag=True, help="Write #EXT-X-PROGRAM-DATE-TIME per segment.")
 @click.option("--sliding-window", type=click.IntRange(min=1), help="List only the last N segments.")
@@ -118,6 +138,7 @@ def simulate(
     audio_files: tuple[str, ...],
     calls_at: list[float] | None,
     duration: float | None,
+    start_epoch: int | None,
     speed: float,
     program_date_time: bool,
     sliding_window: int | None,
@@ -182,7 +203,7 @@ def simulate(
         )
         console.print(f"base URL: {url.rstrip('/')}/{bucket}  stream: {stream_id}")
         console.print(f"latest.txt: {url.rstrip('/')}/{bucket}/{node.latest_key}")
-        epoch = int(time.time())
+        epoch = start_epoch if start_epoch is not None else int(time.time())
         node.start_folder(epoch)
         actions = [(epoch + at, _restart) for at in restart_at or ()]
         final = _run_with_progress(console, node, run, speed, duration, actions, stop)
