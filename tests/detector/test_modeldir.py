@@ -207,9 +207,28 @@ def test_positive_count_takes_a_count() -> None:
     assert rules.global_prediction.pred_global_threshold == 3
 
 
-def test_mel_band_must_be_ordered() -> None:
-    with pytest.raises(ModelDirError, match=r"mel_f_min \(12000.0\) must be below mel_f_max \(10000.0\)"):
-        parse_config({"spectrogram": {"mel_f_min": 12000}})
+def test_settings_the_frontend_does_not_implement_are_refused() -> None:
+    # Accepting them would silently score with the published pipeline anyway.
+    with pytest.raises(ModelDirError) as err:
+        parse_config(
+            {
+                "spectrogram": {"n_fft": 1024, "sample_rate": 20000},
+                "audio": {"resample_rate": 16000},
+                "inference": {"strict_segments": False},
+                "model": {"call_class_index": 0},
+            }
+        )
+    message = str(err.value)
+    assert "spectrogram: sample_rate 20000 is not supported (the detector's frontend needs 16000)" in message
+    assert "n_fft 1024 is not supported (the detector's frontend needs 2560)" in message
+    assert "audio: resample_rate 16000 is not supported (the detector's frontend needs 20000)" in message
+    assert "inference: strict_segments False is not supported" in message
+    assert "model: call_class_index 0 is not supported" in message
+
+
+def test_integer_spellings_of_fixed_floats_are_fine() -> None:
+    config = parse_config({"spectrogram": {"mel_f_max": 10000, "top_db": 100}, "model": {"input_pad_s": 4}})
+    assert config == ModelConfig()
 
 
 def test_config_must_be_a_mapping() -> None:

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import torch
 import yaml
@@ -53,9 +53,25 @@ class ModelDirError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys whose only supported value is their default. The frontend reproduces the published model's
+    # pipeline exactly (UPSTREAM §3); another value would be silently ignored, so it is refused instead.
+    FIXED: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _fixed_values(self) -> Self:
+        unsupported = [
+            f"{key} {getattr(self, key)!r} is not supported (the detector's frontend needs {default!r})"
+            for key in self.FIXED
+            if getattr(self, key) != (default := type(self).model_fields[key].default)
+        ]
+        if unsupported:
+            raise ValueError("; ".join(unsupported))
+        return self
 
 
 class AudioSection(_Section):
+    FIXED = ("downmix_mono", "resample_rate")
+
     downmix_mono: bool = True
     resample_rate: PositiveInt = 20000
     # Peak-normalise the whole clip to max|x| = 1 before windowing (2026 production; the 2020 model did not).
@@ -63,6 +79,18 @@ class AudioSection(_Section):
 
 
 class SpectrogramSection(_Section):
+    FIXED = (
+        "sample_rate",
+        "n_fft",
+        "hop_length",
+        "mel_n_filters",
+        "mel_f_min",
+        "mel_f_max",
+        "mel_f_pad",
+        "convert_to_db",
+        "top_db",
+    )
+
     # Quirk 1: the mel filterbank is built for 16 kHz although the audio is at resample_rate (20 kHz);
     # the trained weights depend on it, so this is NOT the audio's rate.
     sample_rate: PositiveInt = 16000
@@ -75,25 +103,19 @@ class SpectrogramSection(_Section):
     convert_to_db: bool = True
     top_db: PositiveFloat = 100.0
 
-    @model_validator(mode="after")
-    def _band(self) -> Self:
-        if self.mel_f_min >= self.mel_f_max:
-            raise ValueError(
-                f"mel_f_min ({self.mel_f_min}) must be below mel_f_max ({self.mel_f_max}); "
-                "the published model uses 0.0 and 10000.0"
-            )
-        return self
-
 
 class ModelSection(_Section):
+    FIXED = ("input_pad_s", "num_classes", "call_class_index")
+
     # Ours, not upstream's: which network in ARCHITECTURES the weights belong to.
     architecture: str = "resnet50"
     name: str = Field("orcahello-srkw-detector-v1", min_length=1)
     # The time axis is cropped or padded to int(input_pad_s * resample_rate / hop_length) frames (quirk 2).
     input_pad_s: PositiveFloat = 4.0
-    num_classes: Literal[2] = 2
-    call_class_index: Literal[0, 1] = 1
-    # Upstream's device choice; the worker runs on the CPU and takes its device from the caller instead.
+    num_classes: PositiveInt = 2
+    call_class_index: NonNegativeInt = 1
+    # Upstream's device and precision hints; the worker runs on the CPU and takes both from its own
+    # settings (`model.precision` fp32|bf16 in the worker config, `--precision` on the command line).
     device: str = "auto"
     precision: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
 
@@ -107,6 +129,8 @@ class ModelSection(_Section):
 
 
 class InferenceSection(_Section):
+    FIXED = ("strict_segments",)
+
     window_s: PositiveFloat = 3.0
     window_hop_s: PositiveFloat = 2.0
     max_batch_size: PositiveInt = 8
