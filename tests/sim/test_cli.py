@@ -10,10 +10,14 @@ from typing import Any
 
 import httpx
 import m3u8
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hydrophone_worker.cli import main
 from hydrophone_worker.sim.cli import parse_duration, parse_seconds_list, parse_start
+from hydrophone_worker.sim.encode import decode_segment
+
+from .test_audio import write_tone
 
 WORKER = str(Path(sys.executable).parent / "hydrophone-worker")
 
@@ -132,3 +136,23 @@ def test_own_moto_serves_until_ctrl_c() -> None:
     assert "stopped" in out
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/rpi_demo/latest.txt", timeout=2)
+
+
+def test_plays_audio_files_in_stereo(moto_endpoint: str, tmp_path: Path) -> None:
+    tone = tmp_path / "tone.wav"
+    write_tone(tone, 44_100, 1, 2.0, 1000.0)
+    bucket = f"cli-audio-{time.time_ns()}"
+    result = CliRunner().invoke(
+        main,
+        [
+            *("simulate", "--endpoint", moto_endpoint, "--bucket", bucket, "--stream", "rpi_file"),
+            *("--audio", str(tone), "--channels", "2", "--duration", "13", "--speed", "1000"),
+            *("--start", "1796112000"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    segment = httpx.get(f"{moto_endpoint}/{bucket}/rpi_file/hls/1796112000/live000.ts", timeout=10)
+    audio, rate = decode_segment(segment.content)
+    assert audio.shape == (2, 469 * 1024) and rate == 48_000
+    spectrum = np.abs(np.fft.rfft(audio[1, 48_000:96_000]))
+    assert np.fft.rfftfreq(48_000, 1 / 48_000)[spectrum.argmax()] == pytest.approx(1000, abs=2)
