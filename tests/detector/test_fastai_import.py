@@ -161,8 +161,11 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_import_in_a_process_without_fastai_reproduces_the_model(export: Export, tmp_path: Path) -> None:
     outdir = tmp_path / "fastai-2020"
-    result = _run_cli("model", "import", str(export.zip_pkl), str(outdir))
+    outdir.mkdir()
+    (outdir / "stale.txt").write_text("from an earlier attempt")
+    result = _run_cli("model", "import", str(export.zip_pkl), str(outdir), "--force")
     assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in outdir.iterdir()) == ["config.yaml", "model.safetensors"]
     assert "parameters: 25,609,666" in result.stdout
     assert "aggregation_strategy: positive_count" in result.stdout
 
