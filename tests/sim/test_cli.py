@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import m3u8
@@ -84,58 +85,69 @@ def test_help_lists_the_options() -> None:
         assert option in done.stdout
 
 
-@pytest.mark.slow
-def test_accelerated_run_into_an_endpoint(moto_endpoint: str, s3: Any) -> None:
-    bucket = f"cli-{time.time_ns()}"
-    done = subprocess.run(
-        [
-            *(WORKER, "simulate", "--endpoint", moto_endpoint, "--bucket", bucket, "--stream", "rpi_cli"),
-            *("--duration", "25s", "--speed", "50", "--program-date-time", "--sliding-window", "5"),
-            *("--start", "2026-12-01T08:00:00Z"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"base URL: {moto_endpoint}/{bucket}  stream: rpi_cli" in done.stdout
-    assert "published 2 segments" in done.stdout
-    latest = httpx.get(f"{moto_endpoint}/{bucket}/rpi_cli/latest.txt", timeout=10).text.strip()
-    assert latest == "1796112000"  # --start
-    listed = m3u8.loads(
-        httpx.get(f"{moto_endpoint}/{bucket}/rpi_cli/hls/{latest}/live.m3u8", timeout=10).text
-    )
-    assert [s.uri for s in listed.segments] == ["live000.ts", "live001.ts"]
-    assert all(s.program_date_time is not None for s in listed.segments)
+class LineReader:
+    """Collects a subprocess's stdout lines on a thread so the test can wait for one with a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert process.stdout is not None
+        stdout = process.stdout
+        self.thread = threading.Thread(target=lambda: [self.lines.put(line) for line in stdout], daemon=True)
+        self.thread.start()
+
+    def wait_for(self, marker: str, timeout_s: float = 60) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line with {marker!r} within {timeout_s} s; got {self.seen}"
+                ) from None
+            self.seen.append(line)
+            if marker in line:
+                return line
+
+    def rest(self) -> str:
+        self.thread.join(timeout=10)
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return "".join(self.seen)
 
 
 @pytest.mark.slow
-def test_own_moto_serves_until_ctrl_c() -> None:
+def test_accelerated_run_on_its_own_moto_then_ctrl_c() -> None:
     process = subprocess.Popen(
-        [WORKER, "simulate", "--speed", "5", "--stream", "rpi_demo"],
+        [
+            *(WORKER, "simulate", "--stream", "rpi_cli", "--duration", "25s", "--speed", "50"),
+            *("--program-date-time", "--sliding-window", "5", "--start", "2026-12-01T08:00:00Z"),
+            "--keep-serving",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert process.stdout is not None
-        first = process.stdout.readline()  # the command prints the base URL before streaming
-        assert first.startswith("base URL: http://127.0.0.1:"), first
+        output = LineReader(process)
+        first = output.wait_for("base URL: ")  # printed before streaming starts
+        assert first.startswith("base URL: http://127.0.0.1:") and first.rstrip().endswith("stream: rpi_cli")
         base = first.split()[2]
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{base}/rpi_demo/latest.txt", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "latest.txt never appeared"
-            time.sleep(0.1)
+        output.wait_for("still serving")  # the 25 s of stream time are published; moto keeps serving
+        assert httpx.get(f"{base}/rpi_cli/latest.txt", timeout=5).text.strip() == "1796112000"
+        listed = m3u8.loads(httpx.get(f"{base}/rpi_cli/hls/1796112000/live.m3u8", timeout=5).text)
+        assert [s.uri for s in listed.segments] == ["live000.ts", "live001.ts"]
+        assert all(s.program_date_time is not None for s in listed.segments)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        assert process.wait(timeout=30) == 0, process.stderr.read() if process.stderr else ""
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-    assert process.returncode == 0, err
-    assert "stopped" in out
+    out = output.rest()
+    assert "published 2 segments" in out and "stopped" in out
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{base}/rpi_demo/latest.txt", timeout=2)
+        httpx.get(f"{base}/rpi_cli/latest.txt", timeout=2)
 
 
 def test_plays_audio_files_in_stereo(moto_endpoint: str, tmp_path: Path) -> None:
