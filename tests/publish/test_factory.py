@@ -15,7 +15,7 @@ from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
 from hydrophone_worker.publish.sinks.local import LocalSink
 from hydrophone_worker.publish.telemetry import Telemetry
 
-from tests.emulators import Cosmos
+from tests.emulators import Cosmos, TrackSink
 from tests.publish.conftest import LOCATION, make_clip, make_score
 
 ENDPOINT = "https://aifororcasmetadatastore.documents.azure.com:443/"
@@ -58,15 +58,16 @@ def test_connection_string_auth_needs_the_upstream_env_vars() -> None:
     assert azure.names.audio_container == "audiowavs" and azure.names.cosmos_container == "metadata"
 
 
-def test_telemetry_needs_its_connection_string(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_telemetry_needs_its_connection_string(
+    appinsights: TrackSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = _config(telemetry={"enabled": True})
     with pytest.raises(PublishSetupError, match="INFERENCESYSTEM_APPINSIGHTS_CONNECTION_STRING"):
         build_sinks(config, {})
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
     monkeypatch.setenv("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "true")
-    sinks = build_sinks(config, {"INFERENCESYSTEM_APPINSIGHTS_CONNECTION_STRING":
-                                 "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-                                 "IngestionEndpoint=http://127.0.0.1:9/"})
+    env = {"INFERENCESYSTEM_APPINSIGHTS_CONNECTION_STRING": appinsights.connection_string()}
+    sinks = build_sinks(config, env)
     telemetry = find_telemetry(sinks)
     assert isinstance(telemetry, Telemetry) and [s.name for s in sinks] == ["local", "telemetry"]
     telemetry.shutdown()
