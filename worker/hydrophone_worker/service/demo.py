@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -107,6 +108,21 @@ def worker_command(config_path: Path, results: Path, max_clips: int, *extra: str
     ]
 
 
+def run_worker(command: list[str], timeout_s: float) -> int:
+    """Run the worker to its --max-clips; past the deadline ask it to stop (SIGTERM) like Kubernetes would."""
+    worker = subprocess.Popen(command)
+    try:
+        return worker.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        print(f"the worker did not finish within {timeout_s:.0f} s; stopping it", flush=True)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            return worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            return worker.wait()
+
+
 def read_results(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -141,7 +157,9 @@ def report(sim: Simulation, results: Sequence[dict[str, Any]], detections_dir: P
         lines.append(f"  call at {truth:%H:%M:%S} UTC (+{offset:.0f} s): {what}")
     gaps = [e for e in results if e["kind"] == "gap"]
     for gap in gaps:
-        lines.append(f"  gap {gap['reason']}: {gap['seconds']:.0f} s ({gap['detail']})")
+        before = datetime.fromisoformat(gap["end"]) <= sim.call_time(0)
+        why = "before the simulated node started" if before else gap["detail"]
+        lines.append(f"  gap {gap['reason']}: {gap['seconds']:.0f} s ({why})")
     gallery = detections_dir / sim.stream_id / "index.html"
     lines.append(
         f"open {gallery} to see and hear the detections"
@@ -182,9 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_path = args.out / "config.yaml"
         config_path.write_text(config.to_yaml(), encoding="utf-8")
         print(f"simulator: {sim.base_url} stream {sim.stream_id}; worker config: {config_path}", flush=True)
-        timeout = duration / args.speed + 120
-        worker = subprocess.run(
-            worker_command(config_path, results, args.minutes), timeout=timeout, check=False
+        returncode = run_worker(
+            worker_command(config_path, results, args.minutes), duration / args.speed + 240
         )
     print()
     for line in report(sim, read_results(results), args.out / "detections"):
@@ -194,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "This is a DEMO model trained on synthetic calls; for real hydrophones use "
         "orcahello-srkw-detector-v1 (README: Model directories)."
     )
-    return worker.returncode
+    return returncode
 
 
 if __name__ == "__main__":
