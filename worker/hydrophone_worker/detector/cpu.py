@@ -1,0 +1,94 @@
+"""How many CPUs this process may really use, and whether they do bfloat16 in hardware.
+
+Upstream ran torch with one thread per *host* core under a 1-CPU Kubernetes limit and lost 30x to
+throttling. The quota is read from cgroup v2 `cpu.max` (every level up the tree: the tightest wins), else
+the scheduler affinity; torch never gets more intra-op threads than that.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def quota_cpus(cpu_max: str) -> float | None:
+    """`cpu.max` text ("max 100000" or "150000 100000") -> CPUs allowed, None when unlimited."""
+    fields = cpu_max.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    quota, period = int(fields[0]), int(fields[1])
+    return quota / period if period > 0 else None
+
+
+def cgroup_v2_path(proc_self_cgroup: str) -> str | None:
+    """The unified-hierarchy path from /proc/self/cgroup (the `0::/path` line), if any."""
+    for line in proc_self_cgroup.splitlines():
+        if line.startswith("0::"):
+            return line[3:].strip() or "/"
+    return None
+
+
+def cgroup_quota(
+    root: Path = CGROUP_ROOT, proc_self_cgroup: Path = Path("/proc/self/cgroup")
+) -> float | None:
+    """The tightest cpu.max quota from this process's cgroup up to the root; None when unlimited/unknown."""
+    try:
+        relative = cgroup_v2_path(proc_self_cgroup.read_text())
+    except OSError:
+        return None
+    if relative is None:
+        return None
+    limits = []
+    directory = root / relative.lstrip("/")
+    for level in (directory, *directory.parents):
+        try:
+            limit = quota_cpus((level / "cpu.max").read_text())
+        except OSError:
+            limit = None
+        if limit is not None:
+            limits.append(limit)
+        if level == root:
+            break
+    return min(limits) if limits else None
+
+
+def usable_threads(quota: float | None, affinity: int) -> int:
+    """Whole CPUs we may keep busy: floor of the quota (never above it, at least 1), capped by affinity."""
+    if quota is None:
+        return max(affinity, 1)
+    return max(1, min(affinity, math.floor(quota)))
+
+
+def available_threads() -> int:
+    return usable_threads(cgroup_quota(), len(os.sched_getaffinity(0)))
+
+
+def configure_torch_threads(requested: int | None = None) -> int:
+    """Set torch's intra-op threads to `requested` or to all usable CPUs; refuse more than usable."""
+    limit = available_threads()
+    if requested is not None and not 1 <= requested <= limit:
+        raise ValueError(
+            f"threads {requested} is more than the {limit} CPU(s) this process may use (cgroup cpu.max / "
+            f"affinity); give 1 to {limit}, or leave it unset to use {limit}"
+        )
+    threads = requested or limit
+    torch.set_num_threads(threads)
+    return threads
+
+
+def supports_bf16(cpuinfo: str) -> bool:
+    """True when /proc/cpuinfo lists a bfloat16 dot-product extension (AVX512-BF16 or AMX-BF16)."""
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        return supports_bf16(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return False

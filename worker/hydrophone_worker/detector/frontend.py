@@ -1,0 +1,161 @@
+"""The detector's frontend: audio -> (windows, 1, 256, 312) dB mel spectrograms, exactly as OrcaHello's.
+
+The trained weights depend on two quirks that are reproduced on purpose (UPSTREAM.md §3): the mel filterbank
+is built as if the audio were sampled at 16 kHz although it is 20 kHz (so mel rows 238-255 are empty), and
+windows shorter than 312 frames are padded with 0 dB rather than with silence. Pure numpy/scipy: no
+librosa, torchaudio or fastai at run time.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from math import gcd
+from pathlib import Path
+
+import av
+import numpy as np
+from scipy.signal import resample_poly
+
+SAMPLE_RATE = 20_000
+N_FFT = 2560
+HOP_LENGTH = 256
+N_MELS = 256
+F_MAX = 10_000.0
+FILTERBANK_RATE = 16_000  # quirk 1: the rate the filterbank was (wrongly) built for
+TOP_DB = 100.0
+AMIN = 1e-10
+FRAMES = int(4.0 * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the network was trained on
+PAD_DB = 0.0  # quirk 2
+
+
+class AudioDecodeError(Exception):
+    """A file that cannot be turned into audio; the message names the file and the reason."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: cannot read audio: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def decode(path: Path | str) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any file PyAV reads -> (float32 (channels, samples), rate)."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise AudioDecodeError(path, "the file has no audio stream")
+            stream = container.streams.audio[0]
+            # Planar float keeps channels apart; integer PCM is scaled by 1/32768 like libsndfile's reader.
+            resampler = av.AudioResampler(format="fltp")
+            chunks = [
+                out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)
+            ]
+            chunks += [out.to_ndarray() for out in resampler.resample(None)]
+            rate = stream.codec_context.sample_rate
+    except AudioDecodeError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise AudioDecodeError(path, str(exc) or type(exc).__name__) from exc
+    if not chunks or sum(c.shape[-1] for c in chunks) == 0:
+        raise AudioDecodeError(path, "no audio samples could be decoded")
+    return np.concatenate(chunks, axis=-1).astype(np.float32, copy=False), int(rate)
+
+
+def quantize_pcm16(signal: np.ndarray) -> np.ndarray:
+    """What a round trip through a PCM_16 WAV written and re-read by libsndfile does to float32 audio.
+
+    Measured against libsndfile 1.2 (python-soundfile): it stores floor(x * 32768) clipped to the int16
+    range (not round(x * 32767)), and reading divides by 32768. Upstream's clip is float32 at that point.
+    """
+    scaled = signal.astype(np.float32).astype(np.float64) * 32768.0
+    return (np.clip(np.floor(scaled), -32768, 32767) / 32768.0).astype(np.float32)
+
+
+def prepare(audio: np.ndarray, rate: int, normalize: bool) -> np.ndarray:
+    """Whole clip -> float32 mono at 20 kHz, quantised to 16 bits (upstream's production order)."""
+    if rate <= 0:
+        raise ValueError(f"sample rate must be positive, got {rate}")
+    samples = np.asarray(audio, dtype=np.float64)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=0)
+    elif samples.ndim != 1:
+        raise ValueError(f"audio must be shaped (samples,) or (channels, samples), got {samples.shape}")
+    if rate != SAMPLE_RATE:
+        divisor = gcd(SAMPLE_RATE, rate)
+        samples = resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor)
+    if normalize:
+        peak = np.max(np.abs(samples), initial=0.0)
+        if peak > 0:  # silence stays silence instead of becoming NaN
+            samples = samples / peak
+    return quantize_pcm16(samples)
+
+
+def window_starts(n_samples: int, window_s: float, hop_s: float) -> np.ndarray:
+    """Sample offsets of the strict windows: a window running past the end is dropped."""
+    length, hop = window_length(window_s), round(hop_s * SAMPLE_RATE)
+    if n_samples < length:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange((n_samples - length) // hop + 1, dtype=np.int64) * hop
+
+
+def window_length(window_s: float) -> int:
+    return round(window_s * SAMPLE_RATE)
+
+
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+@cache
+def mel_filterbank() -> np.ndarray:
+    """(256, 1281) triangular HTK filters, unnormalised, with the STFT bins assumed to span 0-8000 Hz."""
+    bin_hz = np.linspace(0.0, FILTERBANK_RATE / 2, N_FFT // 2 + 1)
+    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(F_MAX), N_MELS + 2))
+    widths = np.diff(edges_hz)
+    offsets = edges_hz[:, None] - bin_hz[None, :]
+    rising = -offsets[:-2] / widths[:-1, None]
+    falling = offsets[2:] / widths[1:, None]
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    filters.flags.writeable = False
+    return filters
+
+
+@cache
+def _hann() -> np.ndarray:
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic
+    window.flags.writeable = False
+    return window
+
+
+def power_mel(window: np.ndarray) -> np.ndarray:
+    """(256, 1 + len // 256) power mel spectrogram of one window (centred STFT, reflect padding)."""
+    padded = np.pad(window.astype(np.float64), N_FFT // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
+    spectrum = np.fft.rfft(frames * _hann(), axis=-1)
+    power = spectrum.real**2 + spectrum.imag**2
+    return mel_filterbank() @ power.T
+
+
+def to_db(power: np.ndarray) -> np.ndarray:
+    """10*log10 with a floor 100 dB under this window's own maximum."""
+    db = 10.0 * np.log10(np.maximum(power, AMIN))
+    return np.maximum(db, db.max() - TOP_DB)
+
+
+def fit_frames(db: np.ndarray) -> np.ndarray:
+    """Crop or right-pad the time axis to 312 frames; padding is 0 dB (quirk 2)."""
+    if db.shape[1] >= FRAMES:
+        return db[:, :FRAMES]
+    return np.pad(db, ((0, 0), (0, FRAMES - db.shape[1])), constant_values=PAD_DB)
+
+
+def spectrograms(signal: np.ndarray, starts: np.ndarray, window_s: float) -> np.ndarray:
+    """Model input for the windows at `starts` of a prepared signal: float32 (len(starts), 1, 256, 312)."""
+    length = window_length(window_s)
+    out = np.empty((len(starts), 1, N_MELS, FRAMES), dtype=np.float32)
+    for i, start in enumerate(starts):
+        out[i, 0] = fit_frames(to_db(power_mel(signal[start : start + length])))
+    return out

@@ -1,0 +1,181 @@
+"""Scoring: audio -> windows -> P(call) per window -> the clip verdict (domain.ClipScore)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from hydrophone_worker.detector import frontend
+from hydrophone_worker.detector.aggregation import AGGREGATIONS, Aggregation, aggregate
+from hydrophone_worker.detector.fast import Precision, check_precision, fast_forward
+from hydrophone_worker.domain import Clip, ClipScore
+
+if TYPE_CHECKING:
+    from hydrophone_worker.detector.modeldir import LoadedModel
+
+# A window must cover at least one STFT frame's reflect padding (n_fft / 2 samples).
+MIN_WINDOW_S = frontend.N_FFT / frontend.SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class DetectionParams:
+    """How audio is cut and judged. Defaults are the 2026 production configuration."""
+
+    window_s: float = 3.0
+    hop_s: float = 2.0
+    normalize: bool = True
+    aggregation: Aggregation = "mean_top_k"
+    mean_top_k: int = 2
+    local_threshold: float = 0.5
+    global_threshold: float = 0.6  # for positive_count: the minimum number of positive spans
+    max_batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("invalid detection parameters: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        out = []
+        if not self.window_s >= MIN_WINDOW_S:
+            out.append(
+                f"window_s {self.window_s} is too short: give at least {MIN_WINDOW_S} s (production: 3.0)"
+            )
+        if not self.hop_s > 0:
+            out.append(f"hop_s {self.hop_s} must be positive (2.0 in production)")
+        if self.aggregation not in AGGREGATIONS:
+            out.append(f"aggregation {self.aggregation!r} unknown; use one of: {', '.join(AGGREGATIONS)}")
+        if self.mean_top_k < 1:
+            out.append(f"mean_top_k {self.mean_top_k} must be at least 1")
+        if not 0.0 <= self.local_threshold <= 1.0:
+            out.append(f"local_threshold {self.local_threshold} must be a probability in [0, 1]")
+        if self.aggregation == "positive_count":
+            if self.global_threshold < 1 or self.global_threshold != int(self.global_threshold):
+                out.append(
+                    f"global_threshold {self.global_threshold} must be a whole count >= 1 for positive_count "
+                    "(the minimum number of positive seconds, 3 in the 2020 model)"
+                )
+        elif not 0.0 <= self.global_threshold <= 1.0:
+            out.append(
+                f"global_threshold {self.global_threshold} must be a probability in [0, 1] for "
+                f"{self.aggregation} (0.6 in production)"
+            )
+        if self.max_batch_size < 1:
+            out.append(f"max_batch_size {self.max_batch_size} must be at least 1")
+        return out
+
+    def with_overrides(self, **overrides: Any) -> DetectionParams:
+        """A copy with the given fields replaced; None values mean "keep"."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown detection parameter(s): {', '.join(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def from_config(cls, config: Any, **overrides: Any) -> DetectionParams:
+        """From a model directory's ModelConfig (upstream key names), then command-line/site overrides."""
+        gp = config.global_prediction
+        return cls(
+            window_s=config.inference.window_s,
+            hop_s=config.inference.window_hop_s,
+            normalize=config.audio.normalize,
+            aggregation=gp.aggregation_strategy,
+            mean_top_k=gp.mean_top_k,
+            local_threshold=gp.pred_local_threshold,
+            global_threshold=gp.pred_global_threshold,
+            max_batch_size=config.inference.max_batch_size,
+        ).with_overrides(**overrides)
+
+
+class DetectionOverrides(Protocol):
+    """A site's overrides of the model's rules (the worker's `detection` config); None keeps the model's."""
+
+    aggregation: str | None
+    local_threshold: float | None
+    global_threshold: float | None  # a confidence: mean_top_k, mean_thresholded
+    min_positive_windows: int | None  # positive_count's global threshold
+    top_k: int | None
+    window_seconds: float | None
+    hop_seconds: float | None
+
+
+def overrides_from(site: DetectionOverrides, model_aggregation: str) -> dict[str, Any]:
+    """DetectionParams overrides for a site; the global threshold is the one meant for the rule in force."""
+    rule = site.aggregation or model_aggregation
+    return {
+        "aggregation": site.aggregation,
+        "local_threshold": site.local_threshold,
+        "global_threshold": site.min_positive_windows if rule == "positive_count" else site.global_threshold,
+        "mean_top_k": site.top_k,
+        "window_s": site.window_seconds,
+        "hop_s": site.hop_seconds,
+    }
+
+
+class Detector:
+    """A network plus detection parameters; scores are deterministic for the same audio and settings."""
+
+    def __init__(
+        self, network: nn.Module, params: DetectionParams, model_id: str = "", precision: Precision = "fp32"
+    ):
+        self.params = params
+        self.model_id = model_id
+        self.precision = check_precision(precision)
+        self._forward = fast_forward(network, self.precision)
+
+    @classmethod
+    def from_model(
+        cls, loaded: LoadedModel, site: DetectionOverrides | None = None, precision: Precision = "fp32"
+    ) -> Detector:
+        """A detector for a loaded model directory, with a site's overrides of its rules."""
+        config = loaded.config
+        overrides = overrides_from(site, config.global_prediction.aggregation_strategy) if site else {}
+        params = DetectionParams.from_config(config, **overrides)
+        return cls(loaded.network, params, model_id=config.model.name, precision=precision)
+
+    def window_scores(self, signal: np.ndarray) -> list[float]:
+        """P(call) for every strict window of a prepared (20 kHz, quantised) signal, in batches."""
+        p = self.params
+        starts = frontend.window_starts(len(signal), p.window_s, p.hop_s)
+        scores: list[float] = []
+        with torch.inference_mode():
+            for first in range(0, len(starts), p.max_batch_size):
+                batch = frontend.spectrograms(signal, starts[first : first + p.max_batch_size], p.window_s)
+                logits = self._forward(torch.from_numpy(batch))
+                scores += torch.softmax(logits, dim=1)[:, 1].tolist()
+        return scores
+
+    def score_audio(self, audio: np.ndarray, rate: int) -> ClipScore:
+        """Score float audio shaped (samples,) or (channels, samples) at any sample rate."""
+        began = time.perf_counter()
+        p = self.params
+        scores = self.window_scores(frontend.prepare(audio, rate, p.normalize))
+        verdict = aggregate(
+            p.aggregation,
+            scores,
+            window_s=p.window_s,
+            hop_s=p.hop_s,
+            local_threshold=p.local_threshold,
+            global_threshold=p.global_threshold,
+            top_k=p.mean_top_k,
+        )
+        return ClipScore(
+            model_id=self.model_id,
+            aggregation=p.aggregation,
+            window_s=p.window_s,
+            hop_s=p.hop_s,
+            window_scores=tuple(scores),
+            segments=verdict.segments,
+            global_confidence=verdict.global_confidence,
+            positive=verdict.positive,
+            processing_s=time.perf_counter() - began,
+        )
+
+    def score_clip(self, clip: Clip) -> ClipScore:
+        return self.score_audio(clip.audio, clip.sample_rate)
