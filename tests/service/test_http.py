@@ -112,3 +112,14 @@ def test_unknown_path_is_404_with_hint(parts) -> None:
     response = client.get("/nope")
     assert response.status_code == 404
     assert "/healthz" in response.json()["error"]
+
+
+def test_healthz_stays_ok_while_waiting_for_a_down_node(parts, clock: FakeMonotonic) -> None:
+    status, _, client = parts
+    node_down = True
+    status.waiting_probe(lambda: node_down)
+    clock.now += 10_000
+    assert client.get("/healthz").status_code == 200
+    node_down = False
+    clock.now += 121
+    assert client.get("/healthz").status_code == 503

@@ -112,6 +112,11 @@ class Runner:
         self._reader: Reader | None = None
         self.summary = RunSummary()
         metrics.watch_fetch_errors(lambda: dict(self._reader.stats.fetch_errors) if self._reader else {})
+        status.waiting_probe(self.waiting_for_stream)
+
+    def waiting_for_stream(self) -> bool:
+        """The reader is waiting for a node that publishes nothing: idle on purpose, not stuck."""
+        return self._reader is not None and self._reader.stats.state == "node-down"
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)

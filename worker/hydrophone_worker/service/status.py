@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -64,6 +65,7 @@ class WorkerStatus:
         self._snapshot = StatusSnapshot(stream_id=stream_id)
         self._monotonic = monotonic
         self._beat = monotonic()
+        self._waiting: Callable[[], bool] = lambda: False
 
     def snapshot(self) -> StatusSnapshot:
         with self._lock:
@@ -83,6 +85,12 @@ class WorkerStatus:
         with self._lock:
             self._beat = self._monotonic()
 
+    def waiting_probe(self, probe: Callable[[], bool]) -> None:
+        """`probe()` True means the loop is idle on purpose (e.g. the node is down): not stuck."""
+        self._waiting = probe
+
     def seconds_since_heartbeat(self) -> float:
+        if self._waiting():
+            self.heartbeat()
         with self._lock:
             return self._monotonic() - self._beat
