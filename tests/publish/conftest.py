@@ -14,7 +14,7 @@ from hydrophone_worker.domain import Clip, ClipScore, ScoredSegment
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
 
-from tests.emulators import Azurite, Cosmos, appinsights, azurite, cosmos  # noqa: F401 (fixtures)
+from tests.emulators import Azurite, Cosmos
 
 STREAM = "rpi_orcasound_lab"
 LOCATION = Location(id=STREAM, name="Orcasound Lab", latitude=48.5583362, longitude=-123.1735774)
@@ -66,7 +66,7 @@ def create_azure_targets(blob: Azurite, server: Cosmos, names: AzureNames) -> No
 
 
 @pytest.fixture
-def azure_names(azurite: Azurite, cosmos: Cosmos) -> AzureNames:  # noqa: F811 (fixture)
+def azure_names(azurite: Azurite, cosmos: Cosmos) -> AzureNames:
     """Fresh, per-test containers on the session emulators (upstream's names + a suffix)."""
     suffix = uuid.uuid4().hex[:8]
     names = AzureNames(audio_container=f"audiowavs{suffix}", image_container=f"spectrogramspng{suffix}",
@@ -76,7 +76,7 @@ def azure_names(azurite: Azurite, cosmos: Cosmos) -> AzureNames:  # noqa: F811 (
 
 
 @pytest.fixture
-def azure_sink(azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames) -> Iterator[AzureSink]:  # noqa: F811
+def azure_sink(azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames) -> Iterator[AzureSink]:
     yield AzureSink.from_keys(storage_connection_string=azurite.connection_string,
                               cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=azure_names)
 
