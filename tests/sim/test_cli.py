@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,10 +16,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from hydrophone_worker.cli import main
-from hydrophone_worker.sim.cli import parse_duration, parse_seconds_list, parse_start
+from hydrophone_worker.sim.cli import parse_duration, parse_outages, parse_seconds_list, parse_start, schedule
+from hydrophone_worker.sim.clock import run
 from hydrophone_worker.sim.encode import decode_segment
+from hydrophone_worker.sim.node import SimulatedNode
 
+from .conftest import EPOCH, STREAM
 from .test_audio import write_tone
+from .test_clock import FakeWall
+from .test_node import Get
 
 WORKER = str(Path(sys.executable).parent / "hydrophone-worker")
 
@@ -168,3 +174,40 @@ def test_plays_audio_files_in_stereo(moto_endpoint: str, tmp_path: Path) -> None
     assert audio.shape == (2, 469 * 1024) and rate == 48_000
     spectrum = np.abs(np.fft.rfft(audio[1, 48_000:96_000]))
     assert np.fft.rfftfreq(48_000, 1 / 48_000)[spectrum.argmax()] == pytest.approx(1000, abs=2)
+
+
+def test_outage_lists() -> None:
+    assert parse_outages("900:60, 120:600") == [(120.0, 600.0), (900.0, 60.0)]
+    for bad, message in (("120", "START:SECONDS"), ("120:0", "SECONDS > 0"), (",", "pairs")):
+        with pytest.raises(ValueError, match=message):
+            parse_outages(bad)
+
+
+def test_schedule_refuses_overlaps_and_late_events() -> None:
+    with pytest.raises(ValueError, match=r"--down-at event at 20 s .* overlaps --restart-at at 40 s"):
+        schedule([40.0], [(20.0, 30.0)], None)
+    with pytest.raises(ValueError, match=r"--restart-at event at 10 s .* overlaps --restart-at at 20 s"):
+        schedule([10.0, 20.0], [], None)
+    with pytest.raises(ValueError, match=r"--down-at 100 s is not within --duration \(90 s\)"):
+        schedule([], [(100.0, 5.0)], 90.0)
+
+
+def test_scheduled_outage_and_restart_drive_the_node(
+    make_node: Callable[..., SimulatedNode], anon: Get
+) -> None:
+    node = make_node(segment_s=2.0)
+    node.start_folder(EPOCH)
+    wall = FakeWall()
+    latest: list[tuple[float, int]] = []
+
+    def look(now: float) -> None:
+        latest.append((now - EPOCH, anon(f"{STREAM}/latest.txt").status_code))
+
+    actions = [(EPOCH + at, act) for at, act in schedule([50.0], [(10.0, 15.5)], 60.0)]
+    run(node, speed=10, duration_s=60, actions=actions, clock=wall.clock, wait=wall.wait, on_tick=look)
+    assert {status for t, status in latest if 10 < t < 25.5} == {404}  # down: latest.txt deleted
+    assert {status for t, status in latest if t < 10 or t > 26} == {200}
+    assert [(span.reason, span.end - EPOCH) for span in node.truth().lost] == [
+        ("node-down", 28.0),  # back at ceil(25.5) = 26, audio from 28
+        ("stream-restart", 70.0),  # restarted at 50 into folder 68
+    ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import click
@@ -48,6 +50,24 @@ def parse_start(text: str) -> int:
     return int(moment.timestamp())
 
 
+def parse_outages(text: str) -> list[tuple[float, float]]:
+    """'120:600,900:60' -> [(120.0, 600.0), (900.0, 60.0)]: start (s after the start) and length (s)."""
+    outages = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            start, length = (float(x) for x in part.split(":"))
+        except ValueError:
+            raise ValueError(
+                f"{part!r} is not START:SECONDS, e.g. 120:600 (down at 120 s for 600 s)"
+            ) from None
+        if start < 0 or length <= 0:
+            raise ValueError(f"{part!r}: START must be >= 0 and SECONDS > 0")
+        outages.append((start, length))
+    if not outages:
+        raise ValueError(f"{text!r}: give START:SECONDS pairs, e.g. 120:600")
+    return sorted(outages)
+
+
 def parse_seconds_list(text: str) -> list[float]:
     """'30,95.5' -> [30.0, 95.5]: seconds after the start, each >= 0."""
     try:
@@ -76,6 +96,7 @@ class _Parsed(click.ParamType):
 DURATION = _Parsed("duration", parse_duration)
 START = _Parsed("start", parse_start)
 SECONDS_LIST = _Parsed("seconds", parse_seconds_list)
+OUTAGES = _Parsed("outages", parse_outages)
 RATE = click.FloatRange(0.0, 1.0)
 
 
@@ -119,6 +140,9 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 @click.option("--sliding-window", type=click.IntRange(min=1), help="List only the last N segments.")
 @click.option("--restart-at", type=SECONDS_LIST, help="Restart the node at these seconds (~20 s lost each).")
 @click.option(
+    "--down-at", type=OUTAGES, help="Node down (latest.txt deleted) at START for SECONDS, e.g. 120:600."
+)
+@click.option(
     "--drop-rate", type=RATE, default=0.0, show_default=True, help="Segments listed, never uploaded."
 )
 @click.option("--late-rate", type=RATE, default=0.0, show_default=True, help="Segments uploaded 5-40 s late.")
@@ -143,6 +167,7 @@ def simulate(
     program_date_time: bool,
     sliding_window: int | None,
     restart_at: list[float] | None,
+    down_at: list[tuple[float, float]] | None,
     drop_rate: float,
     late_rate: float,
     corrupt_rate: float,
@@ -166,10 +191,10 @@ def simulate(
         raise click.UsageError(
             "--port and --keep-serving apply to the moto server it starts; drop --endpoint"
         )
-    if duration is not None and any(at >= duration for at in restart_at or ()):
-        raise click.BadParameter(
-            f"every restart must fall within --duration ({duration:g} s)", param_hint="--restart-at"
-        )
+    try:
+        events = schedule(restart_at or (), down_at or (), duration)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if endpoint and not re.match(r"https?://", endpoint):
         raise click.BadParameter(f"{endpoint!r} is not an http(s) URL", param_hint="--endpoint")
 
@@ -186,9 +211,8 @@ def simulate(
         client = s3_client(url)
         try:
             ensure_public_bucket(client, bucket)
-        except (
-            Exception
-        ) as exc:  # botocore raises many unrelated types for an unreachable or refusing endpoint
+        # botocore raises many unrelated exception types for an unreachable or refusing endpoint.
+        except Exception as exc:
             raise click.ClickException(
                 f"cannot prepare bucket {bucket!r} at --endpoint {url}: {exc}"
             ) from exc
@@ -205,14 +229,14 @@ def simulate(
         console.print(f"latest.txt: {url.rstrip('/')}/{bucket}/{node.latest_key}")
         epoch = start_epoch if start_epoch is not None else int(time.time())
         node.start_folder(epoch)
-        actions = [(epoch + at, _restart) for at in restart_at or ()]
+        actions = [(epoch + at, action) for at, action in events]
         final = _run_with_progress(console, node, run, speed, duration, actions, stop)
         truth = node.truth()
         faulty = {kind: sum(s.fault == kind for s in truth.segments) for kind in ("drop", "late", "corrupt")}
         console.print(
             f"published {len(truth.segments)} segments ({faulty['drop']} dropped, {faulty['late']} late, "
             f"{faulty['corrupt']} corrupt) over {final - epoch:.0f} s of stream time"
-            + (f", {len(truth.lost)} restart(s)" if truth.lost else "")
+            + (f", {len(truth.lost)} restart(s)/outage(s)" if truth.lost else "")
         )
         if keep_serving and not stop.is_set():
             console.print("still serving; press Ctrl-C to stop")
@@ -223,6 +247,36 @@ def simulate(
 
 def _restart(node: Any) -> None:
     node.restart(int(node.now) + RESTART_DOWNTIME_S)
+
+
+def _go_down(node: Any) -> None:
+    node.stop(reason="node-down", latest="delete")
+
+
+def _come_back(node: Any) -> None:
+    node.start_folder(math.ceil(node.now))
+
+
+def schedule(
+    restarts: Sequence[float], outages: Sequence[tuple[float, float]], duration: float | None
+) -> list[tuple[float, Callable[[Any], None]]]:
+    """Node actions at seconds after the start; refuses events that overlap or fall after --duration."""
+    spans = [(at, at + RESTART_DOWNTIME_S, "--restart-at") for at in restarts]
+    spans += [(at, at + length, "--down-at") for at, length in outages]
+    spans.sort()
+    for (start, end, option), (later, _, other) in pairwise(spans):
+        if later < end:
+            raise ValueError(
+                f"{option} event at {start:g} s (node away until {end:g} s) overlaps {other} at {later:g} s; "
+                "space them further apart"
+            )
+    for start, _, option in spans:
+        if duration is not None and start >= duration:
+            raise ValueError(f"{option} {start:g} s is not within --duration ({duration:g} s)")
+    actions: list[tuple[float, Callable[[Any], None]]] = [(at, _restart) for at in restarts]
+    for at, length in outages:
+        actions += [(at, _go_down), (at + length, _come_back)]
+    return sorted(actions, key=lambda action: action[0])
 
 
 def _run_with_progress(
