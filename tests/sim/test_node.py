@@ -195,3 +195,16 @@ def test_misuse_is_refused_with_a_reason(
         node.stop()
     with pytest.raises(ValueError, match="before the current virtual time"):
         node.start_folder(EPOCH + 1)
+
+
+def test_a_clean_stop_can_close_the_playlist(make_node: Callable[..., SimulatedNode], anon: Get) -> None:
+    node = make_node(segment_s=1.0)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 3.5)
+    assert not playlist(anon, EPOCH).is_endlist
+    node.stop(endlist=True)
+    closed = playlist(anon, EPOCH)
+    assert closed.is_endlist
+    # The 1.5 s of audio up to the stop, in whole AAC frames: a 47-frame segment and a 23-frame tail.
+    assert [round(s.duration * 48_000 / 1024) for s in closed.segments] == [47, 23]
+    )
