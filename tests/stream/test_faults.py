@@ -121,25 +121,35 @@ def test_a_segment_failing_past_the_grace_period_becomes_a_missing_gap(bucket_ur
     assert "server-error" in events[2].detail
 
 
-@pytest.mark.parametrize("latest", ["delete", "keep"])
-def test_node_down_for_a_while_then_back(bucket_url: str, latest: str) -> None:
+@pytest.mark.parametrize(
+    ("latest", "endlist", "state_soon_after"),
+    [
+        ("delete", False, "node-down"),  # latest.txt gone: down at once
+        ("keep", True, "node-down"),  # the playlist was closed with #EXT-X-ENDLIST: down at once
+        ("keep", False, "streaming"),  # latest.txt just goes stale: down after stale_after_s
+    ],
+)
+def test_node_down_for_a_while_then_back(
+    bucket_url: str, latest: str, endlist: bool, state_soon_after: str
+) -> None:
     node = make_node(bucket_url)
     node.start_folder(EPOCH)
-    time = VirtualTime(node, EPOCH, until=EPOCH + 560)
+    time = VirtualTime(node, EPOCH, until=EPOCH + 330)
     states: list[str] = []
     reader = reader_for(bucket_url, time, max_poll_interval_s=40.0, stale_after_s=60.0)
-    time.at(EPOCH + 35, lambda: node.stop(reason="node-down", latest=latest))
-    time.at(EPOCH + 300, lambda: states.append(reader.stats.state))
-    time.at(EPOCH + 500, lambda: node.start_folder(EPOCH + 500))
-    time.at(EPOCH + 550, lambda: states.append(reader.stats.state))
+    time.at(EPOCH + 35, lambda: node.stop(reason="node-down", latest=latest, endlist=endlist))
+    time.at(EPOCH + 50, lambda: states.append(reader.stats.state))
+    time.at(EPOCH + 200, lambda: states.append(reader.stats.state))
+    time.at(EPOCH + 270, lambda: node.start_folder(EPOCH + 270))
+    time.at(EPOCH + 320, lambda: states.append(reader.stats.state))
     events = run_reader(reader, time)
     truth = node.truth()
     assert_accounted(events, truth, GRACE_S, EPOCH + 2.0, listed_by(truth, time.until - 5))
-    assert states == ["node-down", "streaming"]
+    assert states == [state_soon_after, "node-down", "streaming"]
     [gap] = [e for e in events if isinstance(e, Gap)]
-    assert gap.reason == "node-down" and gap.end == utc_at(EPOCH + 502.0)
+    assert gap.reason == "node-down" and gap.end == utc_at(EPOCH + 272.0)
     assert {10.0, 20.0, 40.0} <= set(time.sleeps) and max(time.sleeps) == 40.0  # doubling, capped
-    assert len(time.sleeps) < 45  # 560 s: no busy loop while the node was down
+    assert len(time.sleeps) < 35  # 330 s: no busy loop while the node was down
 
 
 def test_latest_txt_garbage_is_counted_and_polling_goes_on(bucket_url: str) -> None:

@@ -7,10 +7,12 @@ playlist and a short sliding window work. A listed segment that answers 404 is r
 When latest.txt names a newer folder, the current folder is read to its end first (its playlist stays
 served), then the reader moves to the next folder (found by listing, so several restarts between two polls
 are all read) and the seconds in between become a `stream-restart` (or, when long, `node-down`) gap.
-latest.txt missing, or no new segment listed for `stale_after_s`, means the node is down: the state says so
-and polling backs off up to `max_poll_interval_s`; nothing crashes and nothing busy-loops. Without
-`start_at` the reader starts at the newest listed segment; with it, at the first segment starting at or
-after it (read from whichever folder holds it), and what can no longer be read is a Gap.
+latest.txt missing, no new segment listed for `stale_after_s`, or a finished playlist (#EXT-X-ENDLIST) means
+the node is down: the state says so and polling backs off up to `max_poll_interval_s`; nothing crashes and
+nothing busy-loops.
+
+Without `start_at` the reader starts at the newest listed segment; with it, at the first segment starting at
+or after it (read from whichever folder holds it), and what can no longer be read is a Gap.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class LiveReader:
         self._entering = True
         self._known_starts: dict[int, datetime] = {}
         self._highest_listed = -1
+        self._folder_closed = False  # #EXT-X-ENDLIST seen and everything listed read: the node stopped
         self._cursor = utc(start_at) if start_at is not None else None
         self._missing_since: dict[tuple[int, int], float] = {}
         self._last_growth = clock()
@@ -109,6 +112,7 @@ class LiveReader:
             if self._folder is not None:
                 playlist = self._files.playlist(self._folder, self._known_starts)
                 finished = yield from self._read(playlist)
+                self._folder_closed = finished and playlist is not None and playlist.ended
                 if self._should_switch(playlist, finished):
                     self._enter(self._next_folder())
                     continue  # the next folder's backlog is ready now: no sleep
@@ -213,11 +217,12 @@ class LiveReader:
         self._folder, self._next_sequence, self._entering = folder, None, True
         self._known_starts.clear()
         self._highest_listed = -1
+        self._folder_closed = False
         self._last_growth = self._clock()
 
     def _update_state(self, interval: float) -> float:
         stale = self._clock() - self._last_growth > self.stale_after_s
-        if self._latest_missing or (stale and self._folder is not None) or (stale and self._latest is None):
+        if self._latest_missing or stale or self._folder_closed:
             if self.stats.state != "node-down":
                 log.warning(
                     "%s: node down (latest.txt %s)",

@@ -34,10 +34,6 @@ class Playlist:
     segments: tuple[SegmentRef, ...]
     ended: bool  # #EXT-X-ENDLIST: the node will add nothing more
 
-    @property
-    def first_sequence(self) -> int | None:
-        return self.segments[0].sequence if self.segments else None
-
 
 def folder_audio_start(folder: int) -> datetime:
     """When a folder's first segment starts if nothing better is known."""
