@@ -207,4 +207,3 @@ def test_a_clean_stop_can_close_the_playlist(make_node: Callable[..., SimulatedN
     assert closed.is_endlist
     # The 1.5 s of audio up to the stop, in whole AAC frames: a 47-frame segment and a 23-frame tail.
     assert [round(s.duration * 48_000 / 1024) for s in closed.segments] == [47, 23]
-    )
