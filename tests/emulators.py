@@ -264,7 +264,18 @@ def cosmos() -> Iterator[Cosmos]:
         yield server
 
 
+# The Azure Monitor exporter also reports about itself (statsbeat to Microsoft, SDK stats to the ingestion
+# endpoint, even at exit) and polls a Microsoft control plane: tests talk to 127.0.0.1 and to the sink only.
+EXPORTER_QUIET_ENV = {
+    "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+    "APPLICATIONINSIGHTS_SDKSTATS_DISABLED": "true",
+    "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+}
+
+
 @pytest.fixture
-def appinsights() -> Iterator[TrackSink]:
+def appinsights(monkeypatch: pytest.MonkeyPatch) -> Iterator[TrackSink]:
+    for name, value in EXPORTER_QUIET_ENV.items():
+        monkeypatch.setenv(name, value)
     with track_sink() as sink:
         yield sink

@@ -58,14 +58,10 @@ def test_connection_string_auth_needs_the_upstream_env_vars() -> None:
     assert azure.names.audio_container == "audiowavs" and azure.names.cosmos_container == "metadata"
 
 
-def test_telemetry_needs_its_connection_string(
-    appinsights: TrackSink, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_telemetry_needs_its_connection_string(appinsights: TrackSink) -> None:
     config = _config(telemetry={"enabled": True})
     with pytest.raises(PublishSetupError, match="INFERENCESYSTEM_APPINSIGHTS_CONNECTION_STRING"):
         build_sinks(config, {})
-    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
-    monkeypatch.setenv("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "true")
     env = {"INFERENCESYSTEM_APPINSIGHTS_CONNECTION_STRING": appinsights.connection_string()}
     sinks = build_sinks(config, env)
     telemetry = find_telemetry(sinks)

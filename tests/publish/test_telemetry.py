@@ -19,10 +19,7 @@ IKEY = "5f1c0de5-0000-4000-8000-5ec2e7000001"
 
 
 @pytest.fixture
-def telemetry(appinsights: TrackSink, monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
-    # Statsbeat and the control plane would call Microsoft endpoints: tests talk to 127.0.0.1 only.
-    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
-    monkeypatch.setenv("APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED", "true")
+def telemetry(appinsights: TrackSink) -> Iterator[Telemetry]:
     telemetry = Telemetry(appinsights.connection_string(IKEY), offline_storage=False, export_interval_s=3600)
     yield telemetry
     telemetry.shutdown()
