@@ -16,6 +16,7 @@ from typing import Any, Literal
 import kubernetes
 
 from hydrophone_operator.drift import drifted
+from hydrophone_operator.resource import API_GROUP, API_VERSION, KIND, PLURAL
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "Service"): Kind("/api/v1", "services", True),
     ("apps/v1", "Deployment"): Kind("/apis/apps/v1", "deployments", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): Kind("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    # Read fresh before each reconcile and its status subresource written (get, patch only).
+    (f"{API_GROUP}/{API_VERSION}", KIND): Kind(f"/apis/{API_GROUP}/{API_VERSION}", PLURAL, False),
 }
-# Verbs used per kind (for the chart's ClusterRole). kopf itself additionally watches/patches Hydrophones
-# (and their status) and creates Events.
+# Verbs used per kind (for the chart's ClusterRole): get, create, patch; Hydrophones get and patch
+# (incl. hydrophones/status). kopf itself additionally lists/watches/patches Hydrophones and creates Events.
 VERBS = ("get", "create", "patch")
 
 Outcome = Literal["created", "updated", "unchanged"]
@@ -111,6 +114,13 @@ class Kube:
         meta = manifest["metadata"]
         path = object_path(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
         return self._call("PATCH", path, manifest, "application/merge-patch+json")
+
+    def get_hydrophone(self, name: str) -> dict[str, Any] | None:
+        return self.get(f"{API_GROUP}/{API_VERSION}", KIND, name)
+
+    def patch_hydrophone_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        path = object_path(f"{API_GROUP}/{API_VERSION}", KIND, name) + "/status"
+        return self._call("PATCH", path, {"status": status}, "application/merge-patch+json")
 
     def ensure(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
         """Create the object, or patch it back to `manifest` if it drifted; write nothing otherwise."""

@@ -22,10 +22,12 @@ from hydrophone_operator.options import settings_from, settings_options
 def run(liveness_endpoint: str | None, verbose: bool, log_format: str, **kwargs: Any) -> None:
     """Watch Hydrophones and keep each site's namespace, config, credentials and worker in shape."""
     settings = settings_from(kwargs)
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat[log_format.upper()])
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat[log_format.upper()], log_prefix=True)
     kopf_settings = kopf.OperatorSettings()
     configure_kopf(kopf_settings)
     registry = kopf.OperatorRegistry()
+    # A private registry gets none of kopf's default logins: log in as our kube layer does.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
     register(registry, settings, Kube.from_environment())
     kopf.run(
         registry=registry,
