@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import collections
 import contextlib
+import copy
 import functools
 import io
 import os
@@ -23,7 +24,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from hydrophone_worker.cli import main
-from hydrophone_worker.detector import network as resnet
+from hydrophone_worker.detector import network as layout
 from hydrophone_worker.detector.fastai_import import (
     FastaiImportError,
     InertStub,
@@ -72,23 +73,15 @@ class Export:
     expected: torch.Tensor  # learner_model(probe)
 
 
-def _learner_model(modules: dict[str, types.ModuleType]) -> nn.Sequential:
-    """What fastai v1's cnn_learner(resnet50) builds, with our ResNet-50's layers in fastai's places."""
-    torch.manual_seed(4)
-    source = resnet.build_network("resnet50").model
-    with torch.no_grad():
-        for module in source.modules():
-            if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.8, 1.2)
-                module.weight.uniform_(0.8, 1.2)
-                module.bias.uniform_(-0.1, 0.1)
-    bottleneck = _define(modules["torchvision.models.resnet"], "Bottleneck", (resnet.Bottleneck,))
+def _learner_model(modules: dict[str, types.ModuleType], network: nn.Module) -> nn.Sequential:
+    """What fastai v1's cnn_learner(resnet50) builds, from a copy of our ResNet-50's layers."""
+    source = copy.deepcopy(network).model
+    bottleneck = _define(modules["torchvision.models.resnet"], "Bottleneck", (layout.Bottleneck,))
     for layer in (source.layer1, source.layer2, source.layer3, source.layer4):
         for block in layer:
             block.__class__ = bottleneck
     layers = modules["fastai.layers"]
-    concat_pool = _define(layers, "AdaptiveConcatPool2d", (resnet.AdaptiveConcatPool2d,))
+    concat_pool = _define(layers, "AdaptiveConcatPool2d", (layout.AdaptiveConcatPool2d,))
     flatten = _define(layers, "Flatten", (nn.Flatten,))
     stem = (source.conv1, source.bn1, source.relu, source.maxpool)
     body = nn.Sequential(*stem, source.layer1, source.layer2, source.layer3, source.layer4)
@@ -125,24 +118,19 @@ def _export_dict(modules: dict[str, types.ModuleType], model: nn.Module) -> dict
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+def export(tmp_path_factory: pytest.TempPathFactory, resnet: nn.Module) -> Export:
     directory = tmp_path_factory.mktemp("fastai")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one tiny forward pass; a second thread only adds contention on 2 shared cores
-    try:
-        with fake_modules() as modules:
-            model = _learner_model(modules)
-            probe = torch.randn(2, 1, 64, 80) * 20
-            with torch.inference_mode():
-                expected = model(probe)
-            state = _export_dict(modules, model)
-            torch.save(state, directory / "model.pkl")
-            with warnings.catch_warnings():
-                # The legacy format stores module source code and complains that fake classes have none.
-                warnings.simplefilter("ignore", UserWarning)
-                torch.save(state, directory / "legacy.pkl", _use_new_zipfile_serialization=False)
-    finally:
-        torch.set_num_threads(threads)
+    with fake_modules() as modules:
+        model = _learner_model(modules, resnet)
+        probe = torch.randn(2, 1, 64, 80, generator=torch.Generator().manual_seed(4)) * 20
+        with torch.inference_mode():
+            expected = model(probe)
+        state = _export_dict(modules, model)
+        torch.save(state, directory / "model.pkl")
+        with warnings.catch_warnings():
+            # The legacy format stores module source code and complains that fake classes have none.
+            warnings.simplefilter("ignore", UserWarning)
+            torch.save(state, directory / "legacy.pkl", _use_new_zipfile_serialization=False)
     return Export(directory / "model.pkl", directory / "legacy.pkl", model, probe, expected)
 
 
@@ -170,7 +158,6 @@ def test_import_in_a_process_without_fastai_reproduces_the_model(export: Export,
     assert "aggregation_strategy: positive_count" in result.stdout
 
     loaded = load_model_dir(outdir)
-    torch.set_num_threads(1)
     with torch.inference_mode():
         scores = loaded.network(export.probe)
     torch.testing.assert_close(scores, export.expected, rtol=0, atol=1e-6)
