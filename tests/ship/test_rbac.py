@@ -1,9 +1,9 @@
 """The chart's ClusterRole grants exactly what the operator's code calls: no more, no less.
 
-Two sources, both from the code: the kube layer's table of kinds and verbs (hydrophone_operator.kube), and
-every request the real operator (`hydrophone-operator run`, kopf) makes against kmock while it sets up a
-site — kopf's own calls (watching Hydrophones, patching their status, posting Events, observing CRDs)
-appear only there.
+Two sources, both from the code: every kind the builders make, with the verbs the kube layer applies them
+with (get, create, patch: hydrophone_operator.kube), and every request the real operator
+(`hydrophone-operator run`, kopf) makes against kmock while it sets up a site — kopf's own calls (watching
+Hydrophones, patching their status, posting Events, observing CRDs) appear only there.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hydrophone_operator.builders import build_children
 from hydrophone_operator.kube import KINDS, VERBS
+from hydrophone_operator.resource import parse_hydrophone
+from hydrophone_operator.settings import OperatorSettings
 
 from tests.operator.harness import HYDROPHONES, ApiServer, running_cluster, wait_for
 from tests.ship.conftest import REPO, Render, one
@@ -28,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 Rule = tuple[str, str, str]  # (API group, resource[/subresource], verb)
 OPERATOR_NAMESPACE = "hydrophone-system"
 SECRET = "orcahello-azure"
+CREDENTIALS = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": SECRET}, "data": {"K": "dg=="}}
 SITE = REPO / "examples" / "hydrophones" / "orcasound-lab.yaml"
 TEST_CLIENT = "python-httpx/"  # tests.operator.harness.Cluster's client; kopf and the kube layer use others
 
@@ -43,11 +47,17 @@ def chart_rules(render: Render) -> set[Rule]:
     }
 
 
-def kube_layer_rules() -> set[Rule]:
+def applied_children_rules() -> set[Rule]:
+    """What `Kube.ensure` needs for each child the builders make for a publishing site."""
+
     def group(prefix: str) -> str:
         return "" if prefix == "/api/v1" else prefix.split("/")[2]
 
-    return {(group(kind.prefix), kind.plural, verb) for kind in KINDS.values() for verb in VERBS}
+    site = parse_hydrophone(yaml.safe_load(SITE.read_text(encoding="utf-8")) | {"metadata": {"name": "s"}})
+    assert site.spec.credentials is not None  # so the Secret copy is among the children
+    children = build_children(site, OperatorSettings(), credentials_source=CREDENTIALS)
+    kinds = {KINDS[(child["apiVersion"], child["kind"])] for child in children}
+    return {(group(kind.prefix), kind.plural, verb) for kind in kinds for verb in VERBS}
 
 
 def http_verb(method: str, name: str | None, params: dict[str, str]) -> str:
@@ -152,11 +162,11 @@ def test_every_call_the_operator_makes_is_granted(render: Render, operator_run: 
     assert not missing, f"the ClusterRole lacks {sorted(missing)}"
 
 
-def test_the_kube_layer_table_is_granted(render: Render) -> None:
-    missing = kube_layer_rules() - chart_rules(render)
+def test_every_child_kind_is_granted(render: Render) -> None:
+    missing = applied_children_rules() - chart_rules(render)
     assert not missing, f"the ClusterRole lacks {sorted(missing)}"
 
 
 def test_nothing_is_granted_that_the_code_does_not_use(render: Render, operator_run: set[Rule]) -> None:
-    extra = chart_rules(render) - operator_run - kube_layer_rules()
+    extra = chart_rules(render) - operator_run - applied_children_rules()
     assert not extra, f"the ClusterRole grants unused {sorted(extra)}"

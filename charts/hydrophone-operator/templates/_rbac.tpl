@@ -8,10 +8,11 @@ Cluster-wide because each Hydrophone gets a namespace created at run time.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
-# kopf: watches Hydrophones, keeps its progress in their annotations and writes their status.
+# kopf watches Hydrophones and keeps its progress in their annotations; each reconcile reads the Hydrophone
+# fresh and writes its status.
 - apiGroups: [orcasound.net]
   resources: [hydrophones]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [orcasound.net]
   resources: [hydrophones/status]
   verbs: [patch]
