@@ -117,6 +117,7 @@ def exec_form(image: str, name: str) -> list[str]:
     return json.loads(value)
 
 
+@pytest.mark.slow  # each run imports the whole program (kopf, torch): seconds on a busy CPU
 @pytest.mark.parametrize("image", DOCKERFILES)
 def test_entrypoint_and_command_exist_and_answer_help(image: str) -> None:
     (program,) = exec_form(image, "ENTRYPOINT")
