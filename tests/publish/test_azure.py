@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import signal
@@ -18,9 +19,9 @@ from azure.cosmos import CosmosClient
 from azure.storage.blob import BlobServiceClient
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import detection_id
-from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
+from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink, AzureSinkError
 
-from tests.emulators import Azurite, Cosmos
+from tests.emulators import AZURITE_KEY, Azurite, Cosmos
 from tests.publish.conftest import FAST, LOCATION, START, create_azure_targets, make_clip, make_score
 
 pytestmark = pytest.mark.integration
@@ -175,3 +176,46 @@ def test_outage_of_blob_and_cosmos_loses_and_duplicates_nothing(
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     for container in (azure_names.audio_container, azure_names.image_container):
         assert len(list(service.get_container_client(container).list_blobs())) == 5
+
+
+@pytest.fixture
+def entry(tmp_path: Path):
+    outbox = Outbox(tmp_path / "spool", [], **FAST)
+    outbox.put(make_clip(START + timedelta(days=1)), make_score(), LOCATION)
+    [pending] = outbox.pending()
+    return pending
+
+
+def test_missing_blob_container_is_a_clear_error(
+    entry, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames
+) -> None:
+    names = AzureNames(**{**azure_names.__dict__, "audio_container": "nosuchcontainer"})
+    sink = AzureSink.from_keys(storage_connection_string=azurite.connection_string,
+                               cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=names)
+    message = "blob container 'nosuchcontainer' in storage account 'devstoreaccount1' does not exist — fix:"
+    with pytest.raises(AzureSinkError, match=message):
+        sink.deliver(entry)
+
+
+def test_wrong_storage_key_is_a_clear_error_without_the_key(
+    entry, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames
+) -> None:
+    wrong_key = base64.b64encode(b"not the account key, 64 bytes long......................").decode()
+    sink = AzureSink.from_keys(
+        storage_connection_string=azurite.connection_string.replace(AZURITE_KEY, wrong_key),
+        cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=azure_names,
+    )
+    fix = "refused our credentials — fix: check AZURE_STORAGE_CONNECTION_STRING"
+    with pytest.raises(AzureSinkError, match=fix) as caught:
+        sink.deliver(entry)
+    assert wrong_key not in str(caught.value)
+
+
+def test_missing_cosmos_container_is_a_clear_error(
+    entry, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames
+) -> None:
+    names = AzureNames(**{**azure_names.__dict__, "cosmos_container": "nosuchcontainer"})
+    sink = AzureSink.from_keys(storage_connection_string=azurite.connection_string,
+                               cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=names)
+    with pytest.raises(AzureSinkError, match="CosmosDB container predictions/nosuchcontainer does not exist"):
+        sink.deliver(entry)

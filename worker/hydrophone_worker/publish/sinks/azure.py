@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.cosmos import ContainerProxy, CosmosClient
-from azure.cosmos.exceptions import CosmosResourceExistsError
+from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from hydrophone_worker.publish.outbox import OutboxEntry
@@ -25,8 +26,15 @@ log = logging.getLogger(__name__)
 # Client-level retries off: the outbox retries with backoff and keeps the entry, so a down service costs
 # one quick failure per attempt instead of minutes of SDK back-off inside a single delivery.
 _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 120}
+_BLOB_AUTH_FIX = (
+    "AZURE_STORAGE_CONNECTION_STRING (auth connection-string) or the identity's blob role (azure-ad)"
+)
 # The partition key cannot be patched, and it is the same value by construction.
 _NOT_PATCHED = frozenset({"id", "source_guid", *MODERATOR_FIELDS})
+
+
+class AzureSinkError(RuntimeError):
+    """A delivery failed for a reason a person must fix; the message names the resource and the fix."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,18 @@ class AzureSink:
 
     def _upload(self, container: str, blob_name: str, data: bytes, content_type: str) -> str:
         blob = self._blob_service.get_blob_client(container, blob_name)
-        blob.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=content_type))
+        # The account name, never the URL: with a SAS connection string the URL carries the token.
+        where = f"blob container {container!r} in storage account {self._blob_service.account_name!r}"
+        settings = ContentSettings(content_type=content_type)
+        try:
+            blob.upload_blob(data, overwrite=True, content_settings=settings)
+        except ResourceNotFoundError as exc:
+            raise AzureSinkError(f"{where} does not exist — fix: create it, or set the container name under "
+                                 "publish.azure") from exc
+        except HttpResponseError as exc:
+            if exc.status_code not in (401, 403):
+                raise
+            raise AzureSinkError(f"{where} refused our credentials — fix: check {_BLOB_AUTH_FIX}") from exc
         return self.blob_uri(container, blob_name)
 
     def _metadata(self) -> ContainerProxy:
@@ -118,6 +137,13 @@ class AzureSink:
         container = self._metadata()
         try:
             container.create_item(record)
+        except CosmosResourceNotFoundError as exc:
+            raise AzureSinkError(
+                f"CosmosDB container {self.names.cosmos_database}/{self.names.cosmos_container} does not "
+                "exist — "
+                "fix: create it with partition key /source_guid, or set cosmosDatabase/cosmosContainer under "
+                "publish.azure"
+            ) from exc
         except CosmosResourceExistsError:
             container.patch_item(record["id"], record["source_guid"], patch_operations(record))
             log.info(
