@@ -203,11 +203,11 @@ def test_scheduled_outage_and_restart_drive_the_node(
     def look(now: float) -> None:
         latest.append((now - EPOCH, anon(f"{STREAM}/latest.txt").status_code))
 
-    actions = [(EPOCH + at, act) for at, act in schedule([50.0], [(10.0, 15.5)], 60.0)]
-    run(node, speed=10, duration_s=60, actions=actions, clock=wall.clock, wait=wall.wait, on_tick=look)
-    assert {status for t, status in latest if 10 < t < 25.5} == {404}  # down: latest.txt deleted
-    assert {status for t, status in latest if t < 10 or t > 26} == {200}
+    actions = [(EPOCH + at, act) for at, act in schedule([16.0], [(4.0, 5.5)], 24.0)]
+    run(node, speed=10, duration_s=24, actions=actions, clock=wall.clock, wait=wall.wait, on_tick=look)
+    assert {status for t, status in latest if 4 < t < 9.5} == {404}  # down: latest.txt deleted
+    assert {status for t, status in latest if t < 4 or t > 10} == {200}
     assert [(span.reason, span.end - EPOCH) for span in node.truth().lost] == [
-        ("node-down", 28.0),  # back at ceil(25.5) = 26, audio from 28
-        ("stream-restart", 70.0),  # restarted at 50 into folder 68
+        ("node-down", 12.0),  # back at ceil(9.5) = 10, audio from 12
+        ("stream-restart", 36.0),  # restarted at 16 into folder 34
     ]
