@@ -66,11 +66,13 @@ class NodeEmulator:
             self._argv(self.port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=self._cwd
         )
         found = threading.Event()
-        threading.Thread(target=self._pump, args=(self._process, found), daemon=True).start()
+        pump = threading.Thread(target=self._pump, args=(self._process, found), daemon=True)
+        pump.start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not found.wait(0.05):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
+                pump.join(5)  # collect its last words for the error
                 raise RuntimeError(f"{self.name} did not start: {self._output[-20:]}")
         self._wait_answering()
 
