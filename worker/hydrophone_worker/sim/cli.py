@@ -176,46 +176,23 @@ def simulate(
     keep_serving: bool,
 ) -> None:
     """Publish a simulated Orcasound hydrophone (HLS: latest.txt, live.m3u8, AAC segments) into S3."""
-    from .audio import ArraySource, CallSpec, SynthSource, load_audio_file
-    from .clock import run
     from .node import FaultPlan, SimulatedNode
-    from .s3server import MotoServer, ensure_public_bucket, s3_client
+    from .s3server import MotoServer
 
-    if not speed > 0:
-        raise click.BadParameter(f"must be > 0, got {speed}", param_hint="--speed")
-    if drop_rate + late_rate + corrupt_rate > 1:
-        raise click.UsageError("--drop-rate + --late-rate + --corrupt-rate must not exceed 1")
+    _check_options(endpoint, port, keep_serving, speed, drop_rate + late_rate + corrupt_rate)
     if audio_files and calls_at:
         raise click.UsageError("--calls-at places synthesised calls; it cannot be combined with --audio")
-    if endpoint and (port or keep_serving):
-        raise click.UsageError(
-            "--port and --keep-serving apply to the moto server it starts; drop --endpoint"
-        )
     try:
         events = schedule(restart_at or (), down_at or (), duration)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if endpoint and not re.match(r"https?://", endpoint):
-        raise click.BadParameter(f"{endpoint!r} is not an http(s) URL", param_hint="--endpoint")
-
-    if audio_files:
-        loaded = [load_audio_file(path, channels=channels) for path in audio_files]
-        source: Any = ArraySource(np.concatenate(loaded, axis=1))
-    else:
-        source = SynthSource(seed=seed, channels=channels, calls=[CallSpec(at) for at in calls_at or ()])
+    source = _source(audio_files, calls_at or [], channels, seed)
     faults = FaultPlan(drop_rate=drop_rate, late_rate=late_rate, corrupt_rate=corrupt_rate, seed=seed)
 
     console = Console(highlight=False)
     server = nullcontext(endpoint) if endpoint else MotoServer(port)
     with server as url, _stop_on_signals() as stop:
-        client = s3_client(url)
-        try:
-            ensure_public_bucket(client, bucket)
-        # botocore raises many unrelated exception types for an unreachable or refusing endpoint.
-        except Exception as exc:
-            raise click.ClickException(
-                f"cannot prepare bucket {bucket!r} at --endpoint {url}: {exc}"
-            ) from exc
+        client = _public_bucket(url, bucket)
         node = SimulatedNode(
             client,
             bucket,
@@ -229,20 +206,62 @@ def simulate(
         console.print(f"latest.txt: {url.rstrip('/')}/{bucket}/{node.latest_key}")
         epoch = start_epoch if start_epoch is not None else int(time.time())
         node.start_folder(epoch)
-        actions = [(epoch + at, action) for at, action in events]
-        final = _run_with_progress(console, node, run, speed, duration, actions, stop)
-        truth = node.truth()
-        faulty = {kind: sum(s.fault == kind for s in truth.segments) for kind in ("drop", "late", "corrupt")}
-        console.print(
-            f"published {len(truth.segments)} segments ({faulty['drop']} dropped, {faulty['late']} late, "
-            f"{faulty['corrupt']} corrupt) over {final - epoch:.0f} s of stream time"
-            + (f", {len(truth.lost)} restart(s)/outage(s)" if truth.lost else "")
+        final = _run_with_progress(
+            console, node, speed, duration, [(epoch + at, act) for at, act in events], stop
         )
+        console.print(_summary(node, final - epoch))
         if keep_serving and not stop.is_set():
             console.print("still serving; press Ctrl-C to stop")
             while not stop.wait(0.5):
                 pass
     console.print("stopped")
+
+
+def _check_options(
+    endpoint: str | None, port: int | None, keep_serving: bool, speed: float, fault_rate: float
+) -> None:
+    if not speed > 0:
+        raise click.BadParameter(f"must be > 0, got {speed}", param_hint="--speed")
+    if fault_rate > 1:
+        raise click.UsageError("--drop-rate + --late-rate + --corrupt-rate must not exceed 1")
+    if endpoint and (port or keep_serving):
+        raise click.UsageError(
+            "--port and --keep-serving apply to the moto server it starts; drop --endpoint"
+        )
+    if endpoint and not re.match(r"https?://", endpoint):
+        raise click.BadParameter(f"{endpoint!r} is not an http(s) URL", param_hint="--endpoint")
+
+
+def _source(audio_files: Sequence[str], calls_at: Sequence[float], channels: int, seed: int) -> Any:
+    from .audio import ArraySource, CallSpec, SynthSource, load_audio_file
+
+    if audio_files:
+        return ArraySource(
+            np.concatenate([load_audio_file(p, channels=channels) for p in audio_files], axis=1)
+        )
+    return SynthSource(seed=seed, channels=channels, calls=[CallSpec(at) for at in calls_at])
+
+
+def _public_bucket(url: str, bucket: str) -> Any:
+    from .s3server import ensure_public_bucket, s3_client
+
+    client = s3_client(url)
+    try:
+        ensure_public_bucket(client, bucket)
+    # botocore raises many unrelated exception types for an unreachable or refusing endpoint.
+    except Exception as exc:
+        raise click.ClickException(f"cannot prepare bucket {bucket!r} at --endpoint {url}: {exc}") from exc
+    return client
+
+
+def _summary(node: Any, seconds: float) -> str:
+    truth = node.truth()
+    faulty = {kind: sum(s.fault == kind for s in truth.segments) for kind in ("drop", "late", "corrupt")}
+    lost = f", {len(truth.lost)} restart(s)/outage(s)" if truth.lost else ""
+    return (
+        f"published {len(truth.segments)} segments ({faulty['drop']} dropped, {faulty['late']} late, "
+        f"{faulty['corrupt']} corrupt) over {seconds:.0f} s of stream time{lost}"
+    )
 
 
 def _restart(node: Any) -> None:
@@ -282,12 +301,13 @@ def schedule(
 def _run_with_progress(
     console: Console,
     node: Any,
-    run: Any,
     speed: float,
     duration: float | None,
     actions: list[Any],
     stop: threading.Event,
 ) -> float:
+    from .clock import run
+
     start = node.now
     columns = [
         TextColumn("[bold]{task.description}"),
