@@ -94,9 +94,9 @@ class _Parsed(click.ParamType):
 
 
 DURATION = _Parsed("duration", parse_duration)
-START = _Parsed("start", parse_start)
-SECONDS_LIST = _Parsed("seconds", parse_seconds_list)
-OUTAGES = _Parsed("outages", parse_outages)
+START = _Parsed("time", parse_start)
+SECONDS_LIST = _Parsed("seconds,...", parse_seconds_list)
+OUTAGES = _Parsed("start:seconds,...", parse_outages)
 RATE = click.FloatRange(0.0, 1.0)
 
 
