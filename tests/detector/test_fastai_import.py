@@ -112,7 +112,12 @@ def _export_dict(modules: dict[str, types.ModuleType], model: nn.Module) -> dict
         "callback_fns": [functools.partial(recorder, add_time=True)],
         "cb_state": {},
         "model": model,
-        "data": {"classes": ["negative", "positive"], "stats": np.array([-40.5, 12.25])},
+        "data": {
+            "classes": ["negative", "positive"],
+            "stats": np.array([-40.5, 12.25]),
+            "c2i": collections.defaultdict(int, {"negative": 0, "positive": 1}),
+            "crop": slice(0, 312),
+        },
         "cls": learner,
     }
 
@@ -182,6 +187,11 @@ def test_fastai_objects_become_inert_stubs(export: Export) -> None:
     assert exported["loss_func"].stub_of == "fastai.layers.FlattenedLoss"
     assert exported["metrics"][0].stub_of == "fastai.basic_train.accuracy"
     assert isinstance(exported["model"], InertStub)  # even torch.nn.Sequential is never constructed
+    data = exported["data"]
+    assert data["c2i"].stub_of == "collections.defaultdict"
+    assert data["c2i"].stub_items == {"negative": 0, "positive": 1}
+    assert data["crop"] == slice(0, 312)
+    assert data["stats"].stub_of.endswith("multiarray._reconstruct")  # numpy is never imported either
 
 
 def test_legacy_torch_save_format_gives_the_same_tensors(export: Export) -> None:

@@ -7,8 +7,9 @@ own loader (zip or legacy format) driven by a restricted unpickler:
 
 - every class or function of the modules in STUB_MODULES becomes an inert stub that only records the
   arguments and state the pickle hands it; nothing of fastai, torch.nn, pandas etc. is imported or run;
-- torch's tensor rebuild functions, OrderedDict, set, torch.Size/dtype/device and a latin1-only
-  `_codecs.encode` (protocol 2's spelling of bytes) are the only real callables;
+- torch's tensor rebuild functions, OrderedDict, plain builtin data types (int, list, set, slice, ...),
+  torch.Size/dtype/device and a latin1-only `_codecs.encode` (protocol 2's spelling of bytes) are the
+  only real callables;
 - any other global (os.system, builtins.eval, subprocess.Popen, ...) stops the load with UnsafePickleError
   before it can be called: pickle resolves a global before it can apply it.
 The module tree of stubs is then walked for `_parameters` / `_buffers`, exactly as `state_dict()` would.
@@ -58,7 +59,11 @@ STUB_MODULES = (
     "functools",
     "pathlib",
     "enum",
+    "collections",  # OrderedDict stays real (below); defaultdict and the like become stubs
 )
+
+# Plain data constructors: calling them with any arguments only builds a value.
+_HARMLESS_BUILTINS = (bool, int, float, complex, str, list, tuple, dict, set, frozenset, slice, range)
 
 
 def _latin1_bytes(text: str, encoding: str) -> bytes:
@@ -71,8 +76,7 @@ def _latin1_bytes(text: str, encoding: str) -> bytes:
 _REAL_GLOBALS: dict[tuple[str, str], Any] = {
     ("_codecs", "encode"): _latin1_bytes,
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
+    **{("builtins", kind.__name__): kind for kind in _HARMLESS_BUILTINS},
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
     ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
@@ -122,6 +126,16 @@ class InertStub:
 
     def __setstate__(self, state: Any) -> None:
         self.stub_state = state
+
+    # A pickled dict or list subclass (defaultdict, fastai's ItemLists) gets its items through these.
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.__dict__.setdefault("stub_items", {})[key] = value
+
+    def append(self, value: Any) -> None:
+        self.__dict__.setdefault("stub_list", []).append(value)
+
+    def extend(self, values: Any) -> None:
+        self.__dict__.setdefault("stub_list", []).extend(values)
 
     def __repr__(self) -> str:
         return f"<inert {self.stub_of}>"
