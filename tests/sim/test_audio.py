@@ -71,6 +71,8 @@ def test_synth_refuses_other_rates_and_empty_durations() -> None:
         synth_ocean(0)
     with pytest.raises(ValueError, match="channels must be 1 or 2"):
         SynthSource(channels=3)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        SynthSource(seed=-1)
 
 
 def write_tone(path: Path, rate: int, channels: int, seconds: float, hz: float) -> None:

@@ -61,6 +61,7 @@ def free_port() -> int:
         (["--endpoint", "http://127.0.0.1:1", "--port", "5000"], "drop --endpoint"),
         (["--sliding-window", "0"], "--sliding-window"),
         (["--start", "yesterday"], "--start"),
+        (["--seed", "-1"], "--seed"),
     ],
 )
 def test_bad_options_name_the_option(args: list[str], message: str) -> None:

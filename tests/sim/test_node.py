@@ -165,6 +165,7 @@ def test_random_faults_are_deterministic_and_follow_the_rates() -> None:
         ({"drop_rate": 1.5}, "drop_rate must be between 0 and 1"),
         ({"drop_rate": 0.6, "late_rate": 0.6}, "must not exceed 1"),
         ({"late_delay_s": (0.0, 3.0)}, "late_delay_s"),
+        ({"seed": -1}, "seed must be >= 0"),
     ],
 )
 def test_bad_fault_plans(kwargs: dict[str, Any], message: str) -> None:

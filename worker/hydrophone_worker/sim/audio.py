@@ -145,6 +145,8 @@ class SynthSource:
             raise ValueError(f"channels must be 1 or 2, got {channels}")
         if noise_level < 0 or clicks_per_s < 0:
             raise ValueError("noise_level and clicks_per_s must be >= 0")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0 (numpy seed sequences are non-negative), got {seed}")
         self.seed = seed
         self.channels = channels
         self.calls = tuple(sorted(calls, key=lambda c: c.start_s))

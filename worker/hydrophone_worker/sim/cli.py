@@ -151,7 +151,11 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 )
 @click.option("--channels", type=click.IntRange(1, 2), default=1, show_default=True, help="Audio channels.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed for the synthesised audio and faults."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed for the synthesised audio and faults.",
 )
 @click.option("--keep-serving", is_flag=True, help="After --duration, keep moto serving until Ctrl-C.")
 def simulate(

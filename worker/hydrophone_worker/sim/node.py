@@ -69,6 +69,8 @@ class FaultPlan:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.drop_rate + self.late_rate + self.corrupt_rate > 1.0:
             raise ValueError("drop_rate + late_rate + corrupt_rate must not exceed 1")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0 (numpy seed sequences are non-negative), got {self.seed}")
         low, high = self.late_delay_s
         if not 0 < low <= high:
             raise ValueError(f"late_delay_s must be (min, max) with 0 < min <= max, got {self.late_delay_s}")
