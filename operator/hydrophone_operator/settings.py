@@ -72,7 +72,11 @@ class OperatorSettings(BaseSettings):
 def _problem(error: dict[str, Any]) -> str:
     field = str(error["loc"][0]) if error["loc"] else "(settings)"
     where = ".".join(str(p) for p in error["loc"])
-    return f"{where} (env {ENV_PREFIX}{field.upper()}): {error['msg']} (got {error.get('input')!r})"
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(OperatorSettings.model_fields)
+        return f"{where}: unknown setting — fix: remove it or use one of: {known}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where} (env {ENV_PREFIX}{field.upper()}): {message} (got {error.get('input')!r})"
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> OperatorSettings:
