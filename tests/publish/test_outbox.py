@@ -43,7 +43,7 @@ def test_put_spools_everything_before_delivery_and_reput_is_a_noop(tmp_path: Pat
     before = (entry_dir / "entry.json").stat().st_mtime_ns
     assert outbox.put(make_clip(), make_score(), LOCATION) == detection
     assert outbox.depth == 1 and (entry_dir / "entry.json").stat().st_mtime_ns == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".staging")] == []  # nothing half-made
 
 
 def test_entry_leaves_when_every_sink_confirmed_and_restart_skips_confirmed_sinks(tmp_path: Path) -> None:
@@ -59,7 +59,29 @@ def test_entry_leaves_when_every_sink_confirmed_and_restart_skips_confirmed_sink
     restarted = Outbox(tmp_path, [good2, back], **FAST)
     assert restarted.deliver_pending() == 1
     assert good2.calls == 0 and back.delivered == [detection]
-    assert restarted.depth == 0 and list(tmp_path.iterdir()) == []
+    assert restarted.depth == 0 and [p.name for p in tmp_path.iterdir()] == [".delivered"]
+
+
+def test_reput_after_delivery_publishes_nothing_again(tmp_path: Path) -> None:
+    sink = RecordingSink("a")
+    outbox = Outbox(tmp_path, [sink], **FAST)
+    detection = outbox.put(make_clip(), make_score(), LOCATION)
+    assert outbox.deliver_pending() == 1
+    # The worker was killed before its checkpoint and scores the same clip again after the restart.
+    restarted = Outbox(tmp_path, [sink], **FAST)
+    assert restarted.put(make_clip(), make_score(), LOCATION) == detection
+    assert restarted.depth == 0 and restarted.deliver_pending() == 0 and sink.delivered == [detection]
+
+
+def test_old_tombstones_are_pruned_at_startup(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, [RecordingSink("a")], **FAST)
+    detection = outbox.put(make_clip(), make_score(), LOCATION)
+    outbox.deliver_pending()
+    tombstone = tmp_path / ".delivered" / detection
+    old = time.time() - (outbox_module.TOMBSTONE_DAYS + 1) * 86400
+    os.utime(tombstone, (old, old))
+    Outbox(tmp_path, [], **FAST)
+    assert not tombstone.exists()
 
 
 def test_pending_entries_are_delivered_oldest_first(tmp_path: Path) -> None:
@@ -130,7 +152,7 @@ def test_leftovers_of_a_crash_during_put_are_cleaned_and_not_delivered(tmp_path:
     (tmp_path / ".staging-abc-123" / "audio.wav").write_bytes(b"RIFF half written")
     sink = RecordingSink("a")
     outbox = Outbox(tmp_path, [sink], **FAST)
-    assert outbox.depth == 0 and list(tmp_path.iterdir()) == []
+    assert outbox.depth == 0 and [p.name for p in tmp_path.iterdir()] == [".delivered"]
     assert outbox.deliver_pending() == 0 and sink.calls == 0
 
 
@@ -178,4 +200,4 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing_half_written() -> None:
     assert f"ERROR {errno.ENOSPC} " in error_line and "ENOSPC" in error_line
     assert "free disk space" in error_line
     assert "cannot spool detection rpi_orcasound_lab_2021_10_13_15_11_18_PDT" in error_line
-    assert "DEPTH 0 LEFT []" in result.stdout
+    assert "DEPTH 0 LEFT ['.delivered']" in result.stdout

@@ -6,6 +6,7 @@ Spool layout (one directory per detection, created by an atomic rename of a full
     <spool>/<detection id>/audio.wav         the exact audio scored
     <spool>/<detection id>/spectrogram.png
     <spool>/<detection id>/delivered.<sink>  written atomically once that sink confirmed
+    <spool>/.delivered/<detection id>        tombstone once every sink confirmed (kept TOMBSTONE_DAYS)
 
 A restart therefore redoes only the sinks that had not confirmed; sinks are idempotent, so a delivery that
 completed just before a crash (confirmed by the sink, not yet marked here) is repeated harmlessly.
@@ -39,6 +40,10 @@ IMAGE_FILE = "spectrogram.png"
 _MARKER = "delivered."
 _STAGING = ".staging-"
 _TRASH = ".trash-"
+# Ids delivered from this spool: a re-put after delivery (the worker re-scoring the clip it was killed on)
+# must not publish again; sinks are idempotent, but a second telemetry event would still count twice.
+_DELIVERED = ".delivered"
+TOMBSTONE_DAYS = 30.0
 # After this many consecutive failed entries a sink counts as down for the rest of the pass: a backlog of
 # thousands must not cost thousands of timeouts, yet one bad entry must not hold back the others.
 DOWN_AFTER_FAILURES = 3
@@ -162,6 +167,15 @@ class Outbox:
         for leftover in self.spool_dir.iterdir():
             if leftover.name.startswith((_STAGING, _TRASH)):
                 shutil.rmtree(leftover, ignore_errors=True)
+        self._tombstones.mkdir(exist_ok=True)
+        horizon = time.time() - TOMBSTONE_DAYS * 86400
+        for tombstone in self._tombstones.iterdir():
+            if tombstone.stat().st_mtime < horizon:  # the worker never re-scores a clip this old
+                tombstone.unlink(missing_ok=True)
+
+    @property
+    def _tombstones(self) -> Path:
+        return self.spool_dir / _DELIVERED
 
     # --- spooling -------------------------------------------------------------------------------------
 
@@ -169,7 +183,7 @@ class Outbox:
         """Spool a positive durably (before any delivery); returns its id; re-putting it is a no-op."""
         entry_id = detection_id(clip.stream_id, clip.start)
         target = self.spool_dir / entry_id
-        if target.exists():
+        if target.exists() or (self._tombstones / entry_id).exists():
             return entry_id
         record = build_detection_record(clip, score, location=location, audio_uri="", image_uri="")
         staging = self.spool_dir / f"{_STAGING}{entry_id}-{uuid.uuid4().hex}"
@@ -240,6 +254,7 @@ class Outbox:
 
     def _finish(self, entry: OutboxEntry) -> None:
         # Rename first: a crash during rmtree must not leave a half-deleted entry that looks pending.
+        write_atomic(self._tombstones / entry.id, b"")
         trash = self.spool_dir / f"{_TRASH}{entry.id}-{uuid.uuid4().hex}"
         entry.directory.rename(trash)
         fsync_dir(self.spool_dir)
