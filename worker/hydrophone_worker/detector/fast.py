@@ -9,12 +9,13 @@ torch.jit (deprecated) and torch.compile (needs a C++ toolchain and minutes of w
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Literal
 
 import torch
-from torch import nn
-from torch.fx.experimental.optimization import fuse
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 
@@ -39,9 +40,31 @@ def check_precision(precision: str) -> Precision:
     return precision  # type: ignore[return-value]
 
 
-def fold_batch_norms(network: nn.Module) -> nn.Module:
-    """An eval-mode copy of `network` with every Conv2d -> BatchNorm2d pair merged into one Conv2d."""
-    return fuse(network.eval())  # fuse() works on a deep copy; the original keeps its BatchNorms
+def fold_batch_norms(network: nn.Module) -> fx.GraphModule:
+    """An eval-mode copy of `network` with every Conv2d -> BatchNorm2d pair merged into one Conv2d.
+
+    Traced with torch.fx so only true data-flow pairs are folded (a conv whose output also goes elsewhere
+    keeps its BatchNorm); the original network is left untouched.
+    """
+    traced = fx.symbolic_trace(copy.deepcopy(network).eval())
+    modules = dict(traced.named_modules())
+    for node in list(traced.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
+            continue
+        conv = node.args[0]
+        if not (
+            isinstance(conv, fx.Node)
+            and conv.op == "call_module"
+            and isinstance(modules[conv.target], nn.Conv2d)
+            and len(conv.users) == 1
+        ):
+            continue
+        traced.set_submodule(conv.target, fuse_conv_bn_eval(modules[conv.target], modules[node.target]))
+        node.replace_all_uses_with(conv)
+        traced.graph.erase_node(node)
+    traced.delete_all_unused_submodules()
+    traced.recompile()
+    return traced
 
 
 def fast_forward(network: nn.Module, precision: Precision) -> Forward:

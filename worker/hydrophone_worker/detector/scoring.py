@@ -49,7 +49,8 @@ class DetectionParams:
         if not self.hop_s > 0:
             out.append(f"hop_s {self.hop_s} must be positive (2.0 in production)")
         if self.aggregation not in AGGREGATIONS:
-            out.append(f"aggregation {self.aggregation!r} unknown; use one of: {', '.join(AGGREGATIONS)}")
+            known = ", ".join(AGGREGATIONS)
+            out.append(f"aggregation {self.aggregation!r} is unknown; use one of: {known}")
         if self.mean_top_k < 1:
             out.append(f"mean_top_k {self.mean_top_k} must be at least 1")
         if not 0.0 <= self.local_threshold <= 1.0:
