@@ -157,6 +157,7 @@ def test_accelerated_run_on_its_own_moto_then_ctrl_c() -> None:
         httpx.get(f"{base}/rpi_cli/latest.txt", timeout=2)
 
 
+@pytest.mark.slow
 def test_plays_audio_files_in_stereo(moto_endpoint: str, tmp_path: Path) -> None:
     tone = tmp_path / "tone.wav"
     write_tone(tone, 44_100, 1, 2.0, 1000.0)
