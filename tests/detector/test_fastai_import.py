@@ -340,6 +340,14 @@ def test_a_malicious_pickle_is_refused_and_nothing_runs(tmp_path: Path, kind: st
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # still how such archives are made
+def test_a_torchscript_archive_is_refused_unloaded(tmp_path: Path) -> None:
+    # torch.load would pass it to torch.jit.load, beyond the restricted unpickler's reach.
+    torch.jit.save(torch.jit.script(nn.Linear(1, 1)), tmp_path / "model.pkl")
+    with pytest.raises(UnsafePickleError, match="a TorchScript archive, not a fastai export; refused"):
+        read_pickle(tmp_path / "model.pkl")
+
+
 def test_the_cli_reports_a_refused_pickle(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     torch.save({"model": _payloads(marker)["os.system"]}, tmp_path / "model.pkl")

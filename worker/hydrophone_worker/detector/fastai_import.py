@@ -181,16 +181,27 @@ class _RestrictedPickleModule:
         return RestrictedUnpickler(file, **kwargs).load()
 
 
+def _is_torchscript(path: Path) -> bool:
+    """torch.load hands a TorchScript archive to torch.jit.load, past any pickle_module: never let it."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+
+
 def read_pickle(path: Path) -> Any:
     """Unpickle a torch.save file with the restricted unpickler: tensors are real, everything else inert."""
     try:
-        with warnings.catch_warnings():
+        if _is_torchscript(path):
+            raise UnsafePickleError("a TorchScript archive, not a fastai export; refused without loading it")
+        with path.open("rb") as file, warnings.catch_warnings():
             # The legacy format carries module source code and warns that our stubs differ from it.
             warnings.simplefilter("ignore")
             # weights_only=False only because torch refuses a custom pickle_module otherwise; the
-            # restricted unpickler is stricter than weights_only about what may be called.
+            # restricted unpickler is stricter than weights_only about what may be called. An open file,
+            # not a path: torch.load would read a path ending in .safetensors another way.
             return torch.load(
-                path, map_location="cpu", pickle_module=_RestrictedPickleModule, weights_only=False
+                file, map_location="cpu", pickle_module=_RestrictedPickleModule, weights_only=False
             )
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{path}: {exc}") from None
