@@ -26,7 +26,7 @@ from tests.ship.conftest import (
 # schemas kubernetes-validate ships.
 OLDEST_SUPPORTED, NEWEST_SHIPPED = "1.29.0", kubernetes_validate.latest_version()
 # Custom resources: kubernetes-validate has no schema for them. Hydrophones are checked against our CRD,
-# the Prometheus Operator monitors against the objects they must select.
+# the Prometheus Operator monitors against its published models and the objects they must select.
 CUSTOM_KINDS = {"Hydrophone", "ServiceMonitor", "PodMonitor"}
 VALUE_SETS = {"default": dict, "full": full_values}
 
@@ -208,3 +208,14 @@ def test_orcasound_values_declare_the_example_sites(render: Render) -> None:
         examples[manifest["metadata"]["name"]] = manifest["spec"]
     from_chart = {hp["metadata"]["name"]: hp["spec"] for hp in by_kind(render(full_values()), "Hydrophone")}
     assert from_chart == examples
+
+
+@pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor"])
+def test_monitors_match_the_prometheus_operator_schema(render: Render, kind: str) -> None:
+    """Checked with the Prometheus Operator's published models: types and patterns by validation, unknown
+    fields by the round trip (the models drop what they do not know)."""
+    from cloudcoil.models.prometheus_operator import v1
+
+    rendered = one(render(full_values()), kind)
+    model = getattr(v1, kind).model_validate(rendered)
+    assert model.model_dump(mode="json", by_alias=True, exclude_unset=True) == rendered
