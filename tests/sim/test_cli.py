@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import socket
@@ -16,7 +17,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from hydrophone_worker.cli import main
-from hydrophone_worker.sim.cli import parse_duration, parse_outages, parse_seconds_list, parse_start, schedule
+from hydrophone_worker.sim.cli import (
+    parse_duration,
+    parse_outages,
+    parse_seconds_list,
+    parse_start,
+    schedule,
+    stop_on_signals,
+)
 from hydrophone_worker.sim.clock import run
 from hydrophone_worker.sim.encode import decode_segment
 from hydrophone_worker.sim.node import SimulatedNode
@@ -213,3 +221,11 @@ def test_scheduled_outage_and_restart_drive_the_node(
         ("node-down", 12.0),  # back at ceil(9.5) = 10, audio from 12
         ("stream-restart", 36.0),  # restarted at 16 into folder 34
     ]
+
+
+def test_sigterm_asks_the_run_to_stop_and_handlers_are_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)  # the handler runs in the main thread between bytecodes
+    assert signal.getsignal(signal.SIGTERM) is before

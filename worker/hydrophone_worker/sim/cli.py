@@ -101,7 +101,7 @@ RATE = click.FloatRange(0.0, 1.0)
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
+def stop_on_signals() -> Iterator[threading.Event]:
     """Ctrl-C / SIGTERM set an event instead of raising mid-upload, so the run ends between publications."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -195,7 +195,7 @@ def simulate(
 
     console = Console(highlight=False)
     server = nullcontext(endpoint) if endpoint else MotoServer(port)
-    with server as url, _stop_on_signals() as stop:
+    with server as url, stop_on_signals() as stop:
         client = _public_bucket(url, bucket)
         node = SimulatedNode(
             client,
