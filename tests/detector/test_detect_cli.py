@@ -1,0 +1,149 @@
+"""`hydrophone-worker detect`: output formats, option errors, unreadable files among good ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+from hydrophone_worker.cli import main
+from hydrophone_worker.detector.cpu import available_threads, cpu_supports_bf16
+from hydrophone_worker.detector.modeldir import ModelConfig, save_model_dir
+
+from .conftest import realistic_audio
+
+
+@pytest.fixture(scope="module")
+def model_dir(resnet, tmp_path_factory) -> Path:
+    return save_model_dir(tmp_path_factory.mktemp("model") / "resnet", resnet.state_dict(), ModelConfig())
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("audio")
+    files = {
+        "good": directory / "rpi_orcasound_lab_2021_10_13_15_11_18_PDT.wav",
+        "short": directory / "one_second.flac",
+        "corrupt": directory / "corrupt.wav",
+        "missing": directory / "missing.wav",
+    }
+    stereo = np.stack([realistic_audio(48000, 5.5, seed=21), realistic_audio(48000, 5.5, seed=22)])
+    sf.write(files["good"], stereo.T, 48000, subtype="PCM_16")
+    sf.write(files["short"], realistic_audio(44100, 1.0, seed=23), 44100)
+    files["corrupt"].write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really" * 10)
+    return files
+
+
+def run(*args: str | Path):
+    return CliRunner().invoke(main, ["detect", *map(str, args)], catch_exceptions=False)
+
+
+def test_json_lines_for_every_file_and_exit_2_when_some_are_unreadable(model_dir, audio_files):
+    order = ["good", "corrupt", "short", "missing"]
+    result = run("--model", model_dir, "--json", *(audio_files[k] for k in order))
+    assert result.exit_code == 2
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["file"] for line in lines] == [str(audio_files[k]) for k in order]
+
+    good, corrupt, short, missing = lines
+    assert good["duration_s"] == pytest.approx(5.5)
+    assert [s["start_s"] for s in good["segments"]] == [0.0, 2.0]
+    assert all(s["duration_s"] == 3.0 for s in good["segments"])
+    confidences = [s["confidence"] for s in good["segments"]]
+    assert good["local_predictions"] == [int(c > 0.5) for c in confidences]
+    assert good["global_confidence"] == pytest.approx(sum(confidences) / 2)  # mean of the top 2 of 2
+    assert good["global_prediction"] == int(good["global_confidence"] >= 0.6)
+    assert good["processing_s"] > 0
+    assert set(good) == {
+        "file",
+        "duration_s",
+        "segments",
+        "local_predictions",
+        "global_confidence",
+        "global_prediction",
+        "processing_s",
+    }
+    # Shorter than one window: scored, nothing to judge, not a crash.
+    assert short["segments"] == [] and short["global_prediction"] == 0 and short["global_confidence"] == 0.0
+    assert "error" in corrupt and "error" in missing
+    # The errors on stderr name each unreadable file and why.
+    assert f"{audio_files['corrupt']}: cannot read audio" in result.stderr
+    assert f"{audio_files['missing']}: cannot read audio" in result.stderr
+    assert "No such file" in result.stderr
+    assert "2 of 4 file(s) could not be read" in result.stderr
+
+
+def test_tsv_with_the_2020_rules_gives_one_row_per_second(model_dir, audio_files):
+    result = run(
+        "--model",
+        model_dir,
+        "--tsv",
+        "--window",
+        "2",
+        "--hop",
+        "1",
+        "--aggregation",
+        "positive_count",
+        "--global-threshold",
+        "3",
+        audio_files["short"],
+        audio_files["good"],
+    )
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header == "wav_filename\tstart_time_s\tduration_s\tconfidence"
+    # 5.5 s: 2 s windows at 0..3 s (4 windows) -> 5 per-second spans; the 1 s file adds no rows.
+    assert [row.split("\t")[:3] for row in rows] == [
+        ["rpi_orcasound_lab_2021_10_13_15_11_18_PDT.wav", str(s), "1"] for s in range(5)
+    ]
+    assert all(0.0 <= float(row.split("\t")[3]) <= 1.0 for row in rows)
+
+
+def test_table_output_shows_each_file_and_its_verdict(model_dir, audio_files):
+    result = run("--model", model_dir, audio_files["good"], audio_files["short"])
+    assert result.exit_code == 0, result.output
+    assert "rpi_orcasound_lab_2021_10_13_15_11_18_PDT.wav" in result.stdout
+    assert "one_second.flac" in result.stdout and "0 windows" in result.stdout
+    assert result.stdout.count("mean_top_k: global confidence") == 2
+
+
+def test_bf16_runs_or_is_refused_clearly(model_dir, audio_files):
+    result = run("--model", model_dir, "--json", "--precision", "bf16", audio_files["good"])
+    if cpu_supports_bf16():
+        assert result.exit_code == 0, result.output
+        fp32 = run("--model", model_dir, "--json", audio_files["good"])
+        bf16_line, fp32_line = json.loads(result.stdout), json.loads(fp32.stdout)
+        assert bf16_line["global_prediction"] == fp32_line["global_prediction"]
+        assert bf16_line["local_predictions"] == fp32_line["local_predictions"]
+        for ours, reference in zip(bf16_line["segments"], fp32_line["segments"], strict=True):
+            assert abs(ours["confidence"] - reference["confidence"]) <= 0.02
+    else:
+        assert result.exit_code == 2
+        assert "--precision" in result.stderr and "avx512_bf16" in result.stderr
+        assert "use precision fp32" in result.stderr
+        assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--json", "--tsv"], "--json and --tsv are exclusive"),
+        (["--threads", str(available_threads() + 1)], "is more than the"),
+        (["--aggregation", "positive_count"], "global_threshold 0.6 must be a whole count"),
+        (["--hop", "0"], "hop_s 0.0 must be positive"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option(model_dir, audio_files, args, message):
+    result = run("--model", model_dir, *args, audio_files["good"])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_missing_model_directory_is_an_error_naming_it(tmp_path, audio_files):
+    result = run("--model", tmp_path / "nowhere", audio_files["good"])
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'nowhere'}: no such model directory" in result.stderr
