@@ -122,15 +122,20 @@ def test_a_segment_failing_past_the_grace_period_becomes_a_missing_gap(bucket_ur
 
 
 @pytest.mark.parametrize(
-    ("latest", "endlist", "state_soon_after"),
+    ("latest", "endlist", "state_soon_after", "why"),
     [
-        ("delete", False, "node-down"),  # latest.txt gone: down at once
-        ("keep", True, "node-down"),  # the playlist was closed with #EXT-X-ENDLIST: down at once
-        ("keep", False, "streaming"),  # latest.txt just goes stale: down after stale_after_s
+        ("delete", False, "node-down", "latest.txt answers 404/403"),  # latest.txt gone: down at once
+        ("keep", True, "node-down", "closed (#EXT-X-ENDLIST)"),  # the playlist was closed: down at once
+        ("keep", False, "streaming", "no new segment for 60 s"),  # latest.txt goes stale: down after 60 s
     ],
 )
 def test_node_down_for_a_while_then_back(
-    bucket_url: str, latest: str, endlist: bool, state_soon_after: str
+    bucket_url: str,
+    latest: str,
+    endlist: bool,
+    state_soon_after: str,
+    why: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     node = make_node(bucket_url)
     node.start_folder(EPOCH)
@@ -150,6 +155,8 @@ def test_node_down_for_a_while_then_back(
     assert gap.reason == "node-down" and gap.end == utc_at(EPOCH + 272.0)
     assert {10.0, 20.0, 40.0} <= set(time.sleeps) and max(time.sleeps) == 40.0  # doubling, capped
     assert len(time.sleeps) < 35  # 330 s: no busy loop while the node was down
+    [message] = [r.getMessage() for r in caplog.records if "node down" in r.getMessage()]  # said once
+    assert why in message
 
 
 def test_latest_txt_garbage_is_counted_and_polling_goes_on(bucket_url: str) -> None:

@@ -224,11 +224,13 @@ class LiveReader:
         stale = self._clock() - self._last_growth > self.stale_after_s
         if self._latest_missing or stale or self._folder_closed:
             if self.stats.state != "node-down":
-                log.warning(
-                    "%s: node down (latest.txt %s)",
-                    self.stream_id,
-                    "missing" if self._latest_missing else f"stale for {self.stale_after_s:.0f} s",
-                )
+                if self._latest_missing:  # also what a mistyped baseUrl or streamId looks like: show the URL
+                    why = f"{self._latest_url} answers 404/403"
+                elif self._folder_closed:
+                    why = f"folder {self._folder} was closed (#EXT-X-ENDLIST)"
+                else:
+                    why = f"no new segment for {self.stale_after_s:.0f} s"
+                log.warning("%s: node down, polling with backoff: %s", self.stream_id, why)
             self.stats.state = "node-down"
             return min(interval * 2, self.max_poll_interval_s)
         if self._folder is not None and self._highest_listed >= 0:
