@@ -75,10 +75,9 @@ def _handle(
             )
 
 
-def register(
-    registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube, fetch: Fetcher | None = None
-) -> None:
-    fetch = fetch or partial(fetch_worker_status, timeout=settings.worker_status_timeout_seconds)
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
+    """One handler for create/update/resume and the resync timer; all share the per-object locks."""
+    fetch = partial(fetch_worker_status, timeout=settings.worker_status_timeout_seconds)
     handler = partial(_handle, kube, settings, fetch, _PerObjectLocks())
     resource = (API_GROUP, API_VERSION, PLURAL)
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import kubernetes
 
-from hydrophone_operator.drift import drifted
+from hydrophone_operator.drift import merge_patch, with_last_applied
 from hydrophone_operator.resource import API_GROUP, API_VERSION, KIND, PLURAL
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,10 @@ class Kube:
         path = object_path(manifest["apiVersion"], manifest["kind"], None, meta.get("namespace"))
         return self._call("POST", path, manifest, "application/json")
 
-    def merge_patch(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def merge_patch(self, manifest: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
         path = object_path(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
-        return self._call("PATCH", path, manifest, "application/merge-patch+json")
+        return self._call("PATCH", path, patch, "application/merge-patch+json")
 
     def get_hydrophone(self, name: str) -> dict[str, Any] | None:
         return self.get(f"{API_GROUP}/{API_VERSION}", KIND, name)
@@ -127,7 +127,8 @@ class Kube:
         meta = manifest["metadata"]
         observed = self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
         if observed is None:
-            return self.create(manifest), "created"
-        if not drifted(observed, manifest):
+            return self.create(with_last_applied(manifest)), "created"
+        patch = merge_patch(observed, manifest)
+        if patch is None:
             return observed, "unchanged"
-        return self.merge_patch(manifest), "updated"
+        return self.merge_patch(manifest, patch), "updated"

@@ -272,6 +272,15 @@ def test_hand_edited_deployment_is_restored(make_site: Any, cluster: Cluster) ->
     s.wait(restored, "Deployment restored by the resync timer")
 
 
+def test_fields_removed_from_the_spec_are_removed_from_the_deployment(make_site: Any) -> None:
+    s = make_site(site("unpin", worker={"nodeSelector": {"pool": "audio"}}))
+    s.wait(
+        lambda: (d := s.deployment()) and d["spec"]["template"]["spec"].get("nodeSelector"), "nodeSelector"
+    )
+    s.patch_spec({"worker": {"nodeSelector": None}})
+    s.wait(lambda: "nodeSelector" not in s.deployment()["spec"]["template"]["spec"], "nodeSelector removed")
+
+
 def test_credentials_follow_the_source_secret(make_site: Any, cluster: Cluster) -> None:
     secrets = f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets"
     cluster.create(
@@ -369,6 +378,11 @@ def test_status_is_written_only_when_it_changes(
 ) -> None:
     s = make_site(site("quiet"))
     s.wait_condition("Ready", "False", "WorkerNotReady")
+    # kopf finishes the creation with its own annotation write; count from there.
+    s.wait(
+        lambda: "orcasound.net/last-handled-configuration" in s.hp()["metadata"].get("annotations", {}),
+        "kopf's creation bookkeeping",
+    )
     assert cluster.server is not None
     key = next(k for k in cluster.server.objects if k[0].plural == "hydrophones" and k[2] == "quiet")
     versions = len(cluster.server.objects[key].history)
