@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from hydrophone_worker.publish.durable import SpoolError
+from hydrophone_worker.publish.gallery import render_gallery
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.sinks.local import LocalSink, read_journal
 
@@ -75,3 +76,11 @@ def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
     assert caught.value.errno == errno.ENOTDIR
     assert "ENOTDIR" in str(caught.value) and str(blocker) in str(caught.value)
     assert outbox.deliver_pending() == 0 and outbox.depth == 1  # kept for later, not lost
+
+
+def test_gallery_escapes_text_from_records() -> None:
+    record = {"id": "x", "timestamp": "2021-10-13T22:11:18.000000Z", "whaleFoundConfidence": 70.0,
+              "modelId": "<script>alert(1)</script>", "audioUri": "a.wav", "imageUri": "a.png",
+              "predictions": []}
+    page = render_gallery("rpi_orcasound_lab", [record])
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
