@@ -21,6 +21,7 @@ from hydrophone_worker.service.cli import backfill, run
 from hydrophone_worker.service.logs import FIELDS, JsonFormatter
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def config(tmp_path: Path, **stream: object) -> WorkerConfig:
@@ -161,3 +162,23 @@ def test_cli_rejects_bad_overrides_and_times(tmp_path) -> None:
         backfill, ["--stream", "rpi_bush_point", "--start", "2026-11-29T11:00Z", "--end", "2026-11-29T10:00Z"]
     )
     assert result.exit_code == 1 and "must be after start" in result.output
+
+
+def test_cli_accepts_upstream_flat_config_and_stops_at_the_model(tmp_path) -> None:
+    upstream = tmp_path / "config.yml"
+    upstream.write_text(
+        (REPO / "examples" / "upstream-config.yml").read_text().replace('"./model"', f'"{tmp_path / "nope"}"')
+    )
+    result = CliRunner().invoke(run, ["--config", str(upstream), "--port", "0"])
+    # Accepted as a config: it fails at the model directory, before touching any stream.
+    assert result.exit_code == 1
+    assert "model.dir" in result.output and "no such model directory" in result.output
+
+
+def test_cli_reports_config_errors_with_field_and_fix(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stream: {streamId: Orcasound Lab, delay: 60}\n")
+    result = CliRunner().invoke(run, ["--config", str(bad)])
+    assert result.exit_code == 1
+    assert "stream.streamId" in result.output and "stream.delay: unknown key" in result.output
+    assert "did you mean 'delaySeconds'" in result.output

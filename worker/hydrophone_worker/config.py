@@ -284,9 +284,15 @@ def _unknown_key_fix(loc: tuple[Any, ...]) -> str:
     if model is None:
         return "remove it"
     allowed = [f.alias or n for n, f in model.model_fields.items()]
-    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"{hint}remove it or use one of: {', '.join(allowed)}"
+    return f"{_did_you_mean(str(loc[-1]), allowed)}remove it or use one of: {', '.join(allowed)}"
+
+
+def _did_you_mean(key: str, allowed: list[str] | frozenset[str]) -> str:
+    """A spelling fix (`mdoe` -> mode) or the key it abbreviates (`delay` -> delaySeconds)."""
+    close = difflib.get_close_matches(key, allowed, n=1) or sorted(
+        a for a in allowed if a.lower().startswith(key.lower())
+    )
+    return f"did you mean '{close[0]}'? " if close else ""
 
 
 def _problem_line(error: dict[str, Any]) -> str:
@@ -373,9 +379,7 @@ def _pacific_time(value: Any, key: str, problems: list[str]) -> str | None:
 
 
 def _unknown_upstream_key(key: str) -> str:
-    close = difflib.get_close_matches(key, UPSTREAM_KEYS, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    allowed = ", ".join(sorted(UPSTREAM_KEYS))
+    hint, allowed = _did_you_mean(key, UPSTREAM_KEYS), ", ".join(sorted(UPSTREAM_KEYS))
     return f"{key}: unknown upstream key — fix: {hint}remove it or use one of: {allowed}"
 
 
