@@ -24,27 +24,50 @@ SAMPLE_RATE = 16_000
 CLIP_SECONDS = 8.0
 
 
-def make_clip(start: datetime = START, *, channels: int = 1, seconds: float = CLIP_SECONDS,
-              sample_rate: int = SAMPLE_RATE, stream_id: str = STREAM) -> Clip:
+def make_clip(
+    start: datetime = START,
+    *,
+    channels: int = 1,
+    seconds: float = CLIP_SECONDS,
+    sample_rate: int = SAMPLE_RATE,
+    stream_id: str = STREAM,
+) -> Clip:
     rng = np.random.default_rng(int(start.timestamp()))
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     call = 0.3 * np.sin(2 * np.pi * 2500 * t) * ((t > 2.0) & (t < 5.0))
     audio = np.stack([call + 0.01 * rng.standard_normal(t.size) for _ in range(channels)]).astype(np.float32)
-    return Clip(stream_id=stream_id, start=start, end=start + timedelta(seconds=seconds), audio=audio,
-                sample_rate=sample_rate)
+    return Clip(
+        stream_id=stream_id,
+        start=start,
+        end=start + timedelta(seconds=seconds),
+        audio=audio,
+        sample_rate=sample_rate,
+    )
 
 
-def make_score(window_scores: tuple[float, ...] = (0.1, 0.8, 0.9, 0.2), *, window_s: float = 3.0,
-               hop_s: float = 2.0, model_id: str = "orcahello-srkw-detector-v1") -> ClipScore:
+def make_score(
+    window_scores: tuple[float, ...] = (0.1, 0.8, 0.9, 0.2),
+    *,
+    window_s: float = 3.0,
+    hop_s: float = 2.0,
+    model_id: str = "orcahello-srkw-detector-v1",
+) -> ClipScore:
     segments = tuple(
         ScoredSegment(start_s=i * hop_s, duration_s=window_s, confidence=p, positive=p > 0.5)
         for i, p in enumerate(window_scores)
     )
     top = sorted(window_scores, reverse=True)[:2]
     confidence = sum(top) / len(top)
-    return ClipScore(model_id=model_id, aggregation="mean_top_k", window_s=window_s, hop_s=hop_s,
-                     window_scores=window_scores, segments=segments, global_confidence=confidence,
-                     positive=confidence >= 0.6)
+    return ClipScore(
+        model_id=model_id,
+        aggregation="mean_top_k",
+        window_s=window_s,
+        hop_s=hop_s,
+        window_scores=window_scores,
+        segments=segments,
+        global_confidence=confidence,
+        positive=confidence >= 0.6,
+    )
 
 
 @pytest.fixture
@@ -69,16 +92,24 @@ def create_azure_targets(blob: Azurite, server: Cosmos, names: AzureNames) -> No
 def azure_names(azurite: Azurite, cosmos: Cosmos) -> AzureNames:
     """Fresh, per-test containers on the session emulators (upstream's names + a suffix)."""
     suffix = uuid.uuid4().hex[:8]
-    names = AzureNames(audio_container=f"audiowavs{suffix}", image_container=f"spectrogramspng{suffix}",
-                       cosmos_database="predictions", cosmos_container=f"metadata{suffix}")
+    names = AzureNames(
+        audio_container=f"audiowavs{suffix}",
+        image_container=f"spectrogramspng{suffix}",
+        cosmos_database="predictions",
+        cosmos_container=f"metadata{suffix}",
+    )
     create_azure_targets(azurite, cosmos, names)
     return names
 
 
 @pytest.fixture
 def azure_sink(azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames) -> Iterator[AzureSink]:
-    yield AzureSink.from_keys(storage_connection_string=azurite.connection_string,
-                              cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=azure_names)
+    yield AzureSink.from_keys(
+        storage_connection_string=azurite.connection_string,
+        cosmos_endpoint=cosmos.endpoint,
+        cosmos_key=cosmos.key,
+        names=azure_names,
+    )
 
 
 # Outbox retry waits shortened for tests (production waits 0.5-4 s between attempts).

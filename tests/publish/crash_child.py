@@ -20,8 +20,10 @@ from tests.publish.conftest import LOCATION, START, make_clip, make_score
 def main() -> None:
     args = json.loads(sys.argv[1])
     sink = AzureSink.from_keys(
-        storage_connection_string=args["connection_string"], cosmos_endpoint=args["cosmos_endpoint"],
-        cosmos_key=args["cosmos_key"], names=AzureNames(**args["names"]),
+        storage_connection_string=args["connection_string"],
+        cosmos_endpoint=args["cosmos_endpoint"],
+        cosmos_key=args["cosmos_key"],
+        names=AzureNames(**args["names"]),
     )
 
     def stall(record: dict) -> None:

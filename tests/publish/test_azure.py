@@ -94,8 +94,14 @@ def test_republish_is_idempotent_and_keeps_moderator_fields(
         .get_container_client(azure_names.cosmos_container)
     )
     [doc] = _documents(cosmos, azure_names)
-    moderated = {"SRKWFound": "yes", "comments": "clear S1 calls", "dateModerated": "2021-10-14T01:00:00Z",
-                 "moderator": "mod@example.org", "tags": ["S1", "J pod"], "reviewed": True}
+    moderated = {
+        "SRKWFound": "yes",
+        "comments": "clear S1 calls",
+        "dateModerated": "2021-10-14T01:00:00Z",
+        "moderator": "mod@example.org",
+        "tags": ["S1", "J pod"],
+        "reviewed": True,
+    }
     container.replace_item(doc["id"], {**doc, **moderated})
 
     # A second worker (new spool) publishes the same clip again, with a different public blob base URL.
@@ -116,11 +122,19 @@ def test_killed_between_blob_upload_and_cosmos_write_completes_without_duplicate
     tmp_path: Path, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames, azure_sink: AzureSink
 ) -> None:
     spool = tmp_path / "spool"
-    args = {"spool": str(spool), "connection_string": azurite.connection_string,
-            "cosmos_endpoint": cosmos.endpoint, "cosmos_key": cosmos.key, "names": azure_names.__dict__}
+    args = {
+        "spool": str(spool),
+        "connection_string": azurite.connection_string,
+        "cosmos_endpoint": cosmos.endpoint,
+        "cosmos_key": cosmos.key,
+        "names": azure_names.__dict__,
+    }
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.publish.crash_child", json.dumps(args)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [sys.executable, "-m", "tests.publish.crash_child", json.dumps(args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert child.stdout is not None
@@ -156,8 +170,10 @@ def test_outage_of_blob_and_cosmos_loses_and_duplicates_nothing(
     cosmos.emulator.stop()
     try:
         worker.start()
-        ids = {outbox.put(make_clip(START + timedelta(hours=1, minutes=m)), make_score(), LOCATION)
-               for m in range(5)}
+        ids = {
+            outbox.put(make_clip(START + timedelta(hours=1, minutes=m)), make_score(), LOCATION)
+            for m in range(5)
+        }
         assert _wait(lambda: outbox.failures["azure"] >= 2)  # it keeps trying while both are down
         assert outbox.depth == 5
     finally:
@@ -190,8 +206,12 @@ def test_missing_blob_container_is_a_clear_error(
     entry, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames
 ) -> None:
     names = AzureNames(**{**azure_names.__dict__, "audio_container": "nosuchcontainer"})
-    sink = AzureSink.from_keys(storage_connection_string=azurite.connection_string,
-                               cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=names)
+    sink = AzureSink.from_keys(
+        storage_connection_string=azurite.connection_string,
+        cosmos_endpoint=cosmos.endpoint,
+        cosmos_key=cosmos.key,
+        names=names,
+    )
     message = "blob container 'nosuchcontainer' in storage account 'devstoreaccount1' does not exist — fix:"
     with pytest.raises(AzureSinkError, match=message):
         sink.deliver(entry)
@@ -203,7 +223,9 @@ def test_wrong_storage_key_is_a_clear_error_without_the_key(
     wrong_key = base64.b64encode(b"not the account key, 64 bytes long......................").decode()
     sink = AzureSink.from_keys(
         storage_connection_string=azurite.connection_string.replace(AZURITE_KEY, wrong_key),
-        cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=azure_names,
+        cosmos_endpoint=cosmos.endpoint,
+        cosmos_key=cosmos.key,
+        names=azure_names,
     )
     fix = "refused our credentials — fix: check AZURE_STORAGE_CONNECTION_STRING"
     with pytest.raises(AzureSinkError, match=fix) as caught:
@@ -215,7 +237,11 @@ def test_missing_cosmos_container_is_a_clear_error(
     entry, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames
 ) -> None:
     names = AzureNames(**{**azure_names.__dict__, "cosmos_container": "nosuchcontainer"})
-    sink = AzureSink.from_keys(storage_connection_string=azurite.connection_string,
-                               cosmos_endpoint=cosmos.endpoint, cosmos_key=cosmos.key, names=names)
+    sink = AzureSink.from_keys(
+        storage_connection_string=azurite.connection_string,
+        cosmos_endpoint=cosmos.endpoint,
+        cosmos_key=cosmos.key,
+        names=names,
+    )
     with pytest.raises(AzureSinkError, match="CosmosDB container predictions/nosuchcontainer does not exist"):
         sink.deliver(entry)

@@ -74,9 +74,14 @@ def test_azure_ad_uses_the_credential_and_account_urls(cosmos: Cosmos, azure_nam
     credential = FakeCredential()
     config = _config(
         sinks=["azure"],
-        azure={"auth": "azure-ad", "blobAccountUrl": BLOB_ACCOUNT, "cosmosEndpoint": cosmos.endpoint,
-               "audioContainer": azure_names.audio_container, "imageContainer": azure_names.image_container,
-               "cosmosContainer": azure_names.cosmos_container},
+        azure={
+            "auth": "azure-ad",
+            "blobAccountUrl": BLOB_ACCOUNT,
+            "cosmosEndpoint": cosmos.endpoint,
+            "audioContainer": azure_names.audio_container,
+            "imageContainer": azure_names.image_container,
+            "cosmosContainer": azure_names.cosmos_container,
+        },
     )
     [sink] = build_sinks(config, {}, credential=lambda: credential)  # no keys in the environment
     assert isinstance(sink, AzureSink)

@@ -36,7 +36,9 @@ def test_files_journal_and_gallery(tmp_path: Path) -> None:
     record = json.loads((folder / f"{NAME}.json").read_text())
     assert record["audioUri"] == f"{NAME}.wav" and record["imageUri"] == f"{NAME}.png"
     assert [r["timestamp"] for r in read_journal(folder / "detections.jsonl")] == [
-        "2021-10-13T22:11:18.250000Z", "2021-10-13T22:12:18.250000Z"]
+        "2021-10-13T22:11:18.250000Z",
+        "2021-10-13T22:12:18.250000Z",
+    ]
 
     page = (folder / "index.html").read_text()
     assert "2 detections" in page
@@ -79,8 +81,14 @@ def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_gallery_escapes_text_from_records() -> None:
-    record = {"id": "x", "timestamp": "2021-10-13T22:11:18.000000Z", "whaleFoundConfidence": 70.0,
-              "modelId": "<script>alert(1)</script>", "audioUri": "a.wav", "imageUri": "a.png",
-              "predictions": []}
+    record = {
+        "id": "x",
+        "timestamp": "2021-10-13T22:11:18.000000Z",
+        "whaleFoundConfidence": 70.0,
+        "modelId": "<script>alert(1)</script>",
+        "audioUri": "a.wav",
+        "imageUri": "a.png",
+        "predictions": [],
+    }
     page = render_gallery("rpi_orcasound_lab", [record])
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -192,8 +192,12 @@ print("DEPTH", outbox.depth, "LEFT", sorted(p.name for p in (mount / "spool").it
 def test_full_disk_is_a_clear_error_and_leaves_nothing_half_written() -> None:
     # A real ENOSPC: a 256 kB tmpfs in a private mount namespace (the tests run as root, like CI).
     result = subprocess.run(
-        ["unshare", "--mount", sys.executable, "-c", FULL_DISK_CHILD], capture_output=True, text=True,
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        ["unshare", "--mount", sys.executable, "-c", FULL_DISK_CHILD],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     error_line = next(line for line in result.stdout.splitlines() if line.startswith("ERROR"))

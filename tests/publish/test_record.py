@@ -10,13 +10,28 @@ from hydrophone_worker.publish.record import Location, build_detection_record, d
 
 from tests.publish.conftest import LOCATION, START, make_clip, make_score
 
-UPSTREAM_FIELDS = ["id", "modelId", "audioUri", "imageUri", "reviewed", "timestamp", "whaleFoundConfidence",
-                   "location", "source_guid", "predictions"]
+UPSTREAM_FIELDS = [
+    "id",
+    "modelId",
+    "audioUri",
+    "imageUri",
+    "reviewed",
+    "timestamp",
+    "whaleFoundConfidence",
+    "location",
+    "source_guid",
+    "predictions",
+]
 
 
 def _record(**kwargs):
-    return build_detection_record(make_clip(**kwargs), make_score(), location=LOCATION,
-                                  audio_uri="https://a/audiowavs/x.wav", image_uri="https://a/spectrogramspng/x.png")
+    return build_detection_record(
+        make_clip(**kwargs),
+        make_score(),
+        location=LOCATION,
+        audio_uri="https://a/audiowavs/x.wav",
+        image_uri="https://a/spectrogramspng/x.png",
+    )
 
 
 def test_document_has_exactly_the_upstream_fields_and_types() -> None:
@@ -29,8 +44,12 @@ def test_document_has_exactly_the_upstream_fields_and_types() -> None:
     datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
     assert type(record["whaleFoundConfidence"]) is float
     assert record["whaleFoundConfidence"] == pytest.approx(85.0)
-    assert record["location"] == {"id": "rpi_orcasound_lab", "name": "Orcasound Lab",
-                                  "longitude": -123.1735774, "latitude": 48.5583362}
+    assert record["location"] == {
+        "id": "rpi_orcasound_lab",
+        "name": "Orcasound Lab",
+        "longitude": -123.1735774,
+        "latitude": 48.5583362,
+    }
     assert record["source_guid"] == "rpi_orcasound_lab"
     # Only the positive windows (scores 0.8 and 0.9), with their true start and duration.
     assert record["predictions"] == [
@@ -71,7 +90,8 @@ def test_negative_clip_is_refused() -> None:
 
 
 def test_confidence_range_matches_the_portal() -> None:
-    record = build_detection_record(make_clip(), make_score((1.0, 1.0)), location=LOCATION, audio_uri="",
-                                    image_uri="")
+    record = build_detection_record(
+        make_clip(), make_score((1.0, 1.0)), location=LOCATION, audio_uri="", image_uri=""
+    )
     assert record["whaleFoundConfidence"] == 100.0
     assert datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).tzinfo == UTC

@@ -26,8 +26,12 @@ def telemetry(appinsights: TrackSink) -> Iterator[Telemetry]:
 
 
 def _metric_names(sink: TrackSink) -> set[str]:
-    return {m["name"] for e in sink.envelopes if e["data"]["baseType"] == "MetricData"
-            for m in e["data"]["baseData"]["metrics"]}
+    return {
+        m["name"]
+        for e in sink.envelopes
+        if e["data"]["baseType"] == "MetricData"
+        for m in e["data"]["baseData"]["metrics"]
+    }
 
 
 def test_each_detection_sends_the_orca_found_event_and_metrics(
@@ -49,8 +53,12 @@ def test_each_detection_sends_the_orca_found_event_and_metrics(
 
 
 def test_secrets_never_reach_logs_or_stdout(
-    tmp_path: Path, telemetry: Telemetry, appinsights: TrackSink, azure_sink: AzureSink,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    telemetry: Telemetry,
+    appinsights: TrackSink,
+    azure_sink: AzureSink,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything, including the Azure SDKs' HTTP logging
     outbox = Outbox(tmp_path, [azure_sink, telemetry], **FAST)

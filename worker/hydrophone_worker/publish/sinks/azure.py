@@ -119,8 +119,9 @@ class AzureSink:
         try:
             blob.upload_blob(data, overwrite=True, content_settings=settings)
         except ResourceNotFoundError as exc:
-            raise AzureSinkError(f"{where} does not exist — fix: create it, or set the container name under "
-                                 "publish.azure") from exc
+            raise AzureSinkError(
+                f"{where} does not exist — fix: create it, or set the container name under publish.azure"
+            ) from exc
         except HttpResponseError as exc:
             if exc.status_code not in (401, 403):
                 raise
