@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import helm_python as helm
@@ -219,3 +220,23 @@ def test_monitors_match_the_prometheus_operator_schema(render: Render, kind: str
     rendered = one(render(full_values()), kind)
     model = getattr(v1, kind).model_validate(rendered)
     assert model.model_dump(mode="json", by_alias=True, exclude_unset=True) == rendered
+
+
+@pytest.mark.parametrize(
+    ("second", "expected"),
+    [
+        (
+            {"name": "a", "spec": {"streamId": "rpi_b"}},
+            "hydrophones[1]: name a is already used by hydrophones[0]",
+        ),
+        (
+            {"name": "b", "spec": {"streamId": "rpi_a"}},
+            "hydrophones[1]: streamId rpi_a is already used by hydrophones[0]",
+        ),
+    ],
+)
+def test_two_hydrophones_cannot_share_a_name_or_a_stream(
+    render: Render, second: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(expected)):
+        render({"hydrophones": [{"name": "a", "spec": {"streamId": "rpi_a"}}, second]})
