@@ -68,15 +68,25 @@ def test_a_torn_journal_line_is_skipped_and_not_glued_to_the_next(tmp_path: Path
     assert [r["timestamp"][11:19] for r in read_journal(journal)] == ["22:11:18", "22:12:18"]
 
 
-def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+def test_unwritable_directory_is_a_clear_error_at_startup(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the detections directory should be")
-    outbox = Outbox(tmp_path / "spool", [LocalSink(blocker / "detections")], **FAST)
-    outbox.put(make_clip(), make_score(), LOCATION)
     with pytest.raises(SpoolError) as caught:
-        outbox.sinks[0].deliver(outbox.pending()[0])
+        LocalSink(blocker / "detections")
     assert caught.value.errno == errno.ENOTDIR
-    assert "ENOTDIR" in str(caught.value) and str(blocker) in str(caught.value)
+    message = str(caught.value)
+    assert "publish.local.dir" in message and "ENOTDIR" in message and str(blocker / "detections") in message
+
+
+def test_a_directory_broken_after_startup_keeps_the_detection_spooled(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path / "detections")
+    (tmp_path / "detections" / "rpi_orcasound_lab").write_text("a file where the stream folder should be")
+    outbox = Outbox(tmp_path / "spool", [sink], **FAST)
+    outbox.put(make_clip(), make_score(), LOCATION)
+    with pytest.raises(
+        SpoolError, match=r"the local sink cannot write detection files in .*rpi_orcasound_lab"
+    ):
+        sink.deliver(outbox.pending()[0])
     assert outbox.deliver_pending() == 0 and outbox.depth == 1  # kept for later, not lost
 
 

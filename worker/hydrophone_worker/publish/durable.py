@@ -28,6 +28,17 @@ def describe(exc: OSError, path: Path, what: str) -> SpoolError:
     return error
 
 
+def ensure_writable(directory: Path, what: str) -> None:
+    """Create `directory` and prove it writable now, at start-up, rather than at the first detection."""
+    probe = directory / f".probe-{uuid.uuid4().hex}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(probe, b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise describe(exc, directory, f"{what} is not writable:") from exc
+
+
 def fsync_dir(directory: Path) -> None:
     """Persist a directory's entries (a rename is durable only once its directory is synced)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

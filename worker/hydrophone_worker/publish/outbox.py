@@ -29,7 +29,7 @@ from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from hydrophone_worker.domain import Clip, ClipScore
 from hydrophone_worker.publish.artifacts import spectrogram_png, wav_bytes
-from hydrophone_worker.publish.durable import describe, fsync_dir, write_atomic, write_synced
+from hydrophone_worker.publish.durable import describe, ensure_writable, fsync_dir, write_atomic, write_synced
 from hydrophone_worker.publish.record import Location, build_detection_record, detection_id
 
 log = logging.getLogger(__name__)
@@ -157,13 +157,7 @@ class Outbox:
 
     def _prepare(self) -> None:
         """Create the spool, prove it writable now (not at the first whale), drop leftovers of a crash."""
-        probe = self.spool_dir / f".probe-{uuid.uuid4().hex}"
-        try:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(probe, b"ok")
-            probe.unlink()
-        except OSError as exc:
-            raise describe(exc, self.spool_dir, "the outbox spool directory is not writable:") from exc
+        ensure_writable(self.spool_dir, "the outbox spool directory")
         for leftover in self.spool_dir.iterdir():
             if leftover.name.startswith((_STAGING, _TRASH)):
                 shutil.rmtree(leftover, ignore_errors=True)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hydrophone_worker.publish.durable import describe, write_atomic
+from hydrophone_worker.publish.durable import describe, ensure_writable, write_atomic
 from hydrophone_worker.publish.gallery import render_gallery
 from hydrophone_worker.publish.outbox import OutboxEntry
 
@@ -56,6 +56,7 @@ class LocalSink:
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
+        ensure_writable(self.directory, "the local sink directory (publish.local.dir)")
 
     def deliver(self, entry: OutboxEntry) -> None:
         folder = self.directory / entry.stream_id
