@@ -232,6 +232,7 @@ def import_sites(
             "upstream keys"
         )
     manifests = []
+    readers: dict[str, str] = {}  # streamId -> the site already reading it
     for site, config in sorted(configs.items()):
         spec = _spec(
             config,
@@ -240,8 +241,14 @@ def import_sites(
             credentials_secret=credentials_secret,
             problems=problems,
         )
-        if spec is not None:
-            manifests.append(_manifest(site, config, spec, shadow=shadow))
+        if spec is None:
+            continue
+        if (other := readers.setdefault(spec["streamId"], site)) != site:
+            problems.append(
+                f"{config.source}: site {site} reads {spec['streamId']} like site {other}, so every "
+                "detection would be published twice — fix: import only the site that keeps the stream"
+            )
+        manifests.append(_manifest(site, config, spec, shadow=shadow))
     if problems:
         raise UpstreamImportError(problems)
     return manifests

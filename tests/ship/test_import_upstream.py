@@ -285,6 +285,13 @@ def test_secret_values_among_the_inputs_are_never_printed(deploy_dir: list[Path]
             "the worker reads Secrets a, b — fix: merge them into one",
         ),
         (
+            [
+                config_map("a", {"config.yml": flat_config("rpi_bush_point")}),
+                config_map("b", {"config.yml": flat_config("rpi_bush_point")}),
+            ],
+            "site b reads rpi_bush_point like site a, so every detection would be published twice",
+        ),
+        (
             [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}}],
             "— fix: pass the ConfigMap files (deploy/*-configmap.yaml)",
         ),
