@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hydrophone_worker.config import ConfigError
-
 from hydrophone_operator.builders import build_children
 from hydrophone_operator.builders.configmap import model_tag, worker_config
 from hydrophone_operator.builders.deployment import worker_image
 from hydrophone_operator.builders.meta import HYDROPHONE_LABEL, MANAGED_BY, MANAGER
 from hydrophone_operator.kube import Kube
-from hydrophone_operator.resource import API_GROUP, Hydrophone, InvalidHydrophone, parse_hydrophone
+from hydrophone_operator.resource import API_GROUP, Hydrophone, parse_hydrophone
 from hydrophone_operator.settings import OperatorSettings
 from hydrophone_operator.status import Observed, Problem, compute_status, transitions
 from hydrophone_operator.workerstatus import status_url
@@ -119,7 +117,7 @@ def reconcile(
     try:
         hp = parse_hydrophone(dict(body))
         worker_config(hp, settings)
-    except (InvalidHydrophone, ConfigError) as exc:
+    except ValueError as exc:  # InvalidHydrophone, the worker's ConfigError, a bad CPU quantity
         observed = _invalid(body, exc)
     else:
         observed = observe(hp, kube, settings, fetch)
