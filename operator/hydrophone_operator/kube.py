@@ -43,7 +43,7 @@ KINDS: dict[tuple[str, str], Kind] = {
 # (incl. hydrophones/status). kopf itself additionally lists/watches/patches Hydrophones and creates Events.
 VERBS = ("get", "create", "patch")
 
-Outcome = Literal["created", "updated", "unchanged"]
+Applied = Literal["created", "updated", "unchanged"]
 
 
 class KubeError(RuntimeError):
@@ -122,7 +122,7 @@ class Kube:
         path = object_path(f"{API_GROUP}/{API_VERSION}", KIND, name) + "/status"
         return self._call("PATCH", path, {"status": status}, "application/merge-patch+json")
 
-    def ensure(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], Outcome]:
+    def ensure(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], Applied]:
         """Create the object, or patch it back to `manifest` if it drifted; write nothing otherwise."""
         meta = manifest["metadata"]
         observed = self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
