@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hydrophone_worker.config import PublishConfig
+from hydrophone_worker.publish.factory import build_sinks
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.sinks.azure import AzureSink
 from hydrophone_worker.publish.telemetry import EVENT_NAME, HYDROPHONE_DIMENSION, Telemetry
 
-from tests.emulators import AZURITE_KEY, COSMOS_KEY, TrackSink
+from tests.emulators import AZURITE_KEY, COSMOS_KEY, Azurite, Cosmos, TrackSink
 from tests.publish.conftest import FAST, LOCATION, make_clip, make_score
 
 pytestmark = pytest.mark.integration
@@ -57,16 +60,30 @@ def test_secrets_never_reach_logs_or_stdout(
     telemetry: Telemetry,
     appinsights: TrackSink,
     azure_sink: AzureSink,
+    azurite: Azurite,
+    cosmos: Cosmos,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything, including the Azure SDKs' HTTP logging
-    outbox = Outbox(tmp_path, [azure_sink, telemetry], **FAST)
+    outbox = Outbox(tmp_path / "ok", [azure_sink, telemetry], **FAST)
     outbox.put(make_clip(), make_score(), LOCATION)
     assert outbox.deliver_pending() == 1
     telemetry.flush()
+
+    # The failure path logs too: a sink built from the environment with a storage key Azurite rejects.
+    wrong_key = base64.b64encode(b"a rejected storage account key, also a secret..........").decode()
+    env = {
+        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string.replace(AZURITE_KEY, wrong_key),
+        "AZURE_COSMOSDB_PRIMARY_KEY": cosmos.key,
+    }
+    config = PublishConfig.model_validate({"sinks": ["azure"], "azure": {"cosmosEndpoint": cosmos.endpoint}})
+    failing = Outbox(tmp_path / "failing", build_sinks(config, env), **FAST)
+    failing.put(make_clip(), make_score(), LOCATION)
+    assert failing.deliver_pending() == 0
+
     captured = capsys.readouterr()
     text = caplog.text + captured.out + captured.err
-    assert "delivered to every sink" in caplog.text  # the logs were captured at all
-    for secret in (AZURITE_KEY, COSMOS_KEY, appinsights.connection_string(IKEY)):
+    assert "delivered to every sink" in caplog.text and "refused our credentials" in caplog.text  # captured
+    for secret in (AZURITE_KEY, COSMOS_KEY, wrong_key, appinsights.connection_string(IKEY)):
         assert secret not in text
