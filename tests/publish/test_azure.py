@@ -21,7 +21,7 @@ from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import detection_id
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink, AzureSinkError
 
-from tests.emulators import AZURITE_KEY, Azurite, Cosmos
+from tests.emulators import AZURITE_KEY, Azurite, Cosmos, azurite_blob, cosmos_server
 from tests.publish.conftest import FAST, LOCATION, START, create_azure_targets, make_clip, make_score
 
 pytestmark = pytest.mark.integration
@@ -160,38 +160,43 @@ def test_killed_between_blob_upload_and_cosmos_write_completes_without_duplicate
 
 
 @pytest.mark.slow
-def test_outage_of_blob_and_cosmos_loses_and_duplicates_nothing(
-    tmp_path: Path, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames, azure_sink: AzureSink
-) -> None:
-    outbox = Outbox(tmp_path / "spool", [azure_sink], **FAST)
-    stop = threading.Event()
-    worker = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
-    azurite.emulator.stop()
-    cosmos.emulator.stop()
-    try:
-        worker.start()
-        ids = {
-            outbox.put(make_clip(START + timedelta(hours=1, minutes=m)), make_score(), LOCATION)
-            for m in range(5)
-        }
-        assert _wait(lambda: outbox.failures["azure"] >= 2)  # it keeps trying while both are down
-        assert outbox.depth == 5
-    finally:
-        # The emulators keep data in memory: they come back empty, as after a disaster; an admin recreates the
-        # containers (the sink never creates them: with Azure AD it has no right to).
-        azurite.emulator.start()
-        cosmos.emulator.start()
-        create_azure_targets(azurite, cosmos, azure_names)
-    try:
-        assert _wait(lambda: outbox.depth == 0, timeout_s=60)
-    finally:
-        stop.set()
-        worker.join(10)
-    docs = _documents(cosmos, azure_names)
-    assert sorted(d["id"] for d in docs) == sorted(ids)
-    service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    for container in (azure_names.audio_container, azure_names.image_container):
-        assert len(list(service.get_container_client(container).list_blobs())) == 5
+def test_outage_of_blob_and_cosmos_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    names = AzureNames()  # upstream's names, on private emulators: this test stops and restarts them
+    with azurite_blob() as blob, cosmos_server() as server:
+        create_azure_targets(blob, server, names)
+        sink = AzureSink.from_keys(
+            storage_connection_string=blob.connection_string,
+            cosmos_endpoint=server.endpoint,
+            cosmos_key=server.key,
+            names=names,
+        )
+        outbox = Outbox(tmp_path / "spool", [sink], **FAST)
+        stop = threading.Event()
+        worker = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
+        blob.emulator.stop()
+        server.emulator.stop()
+        try:
+            worker.start()
+            ids = {
+                outbox.put(make_clip(START + timedelta(hours=1, minutes=m)), make_score(), LOCATION)
+                for m in range(5)
+            }
+            assert _wait(lambda: outbox.failures["azure"] >= 2)  # it keeps trying while both are down
+            assert outbox.depth == 5
+            # In-memory emulators come back empty, as after a disaster; an admin recreates the containers
+            # (the sink never creates them: with Azure AD it has no right to). Same ports, same client URLs.
+            blob.emulator.start()
+            server.emulator.start()
+            create_azure_targets(blob, server, names)
+            assert _wait(lambda: outbox.depth == 0, timeout_s=60)
+        finally:
+            stop.set()
+            worker.join(10)
+        docs = _documents(server, names)
+        assert sorted(d["id"] for d in docs) == sorted(ids)
+        service = BlobServiceClient.from_connection_string(blob.connection_string)
+        for container in (names.audio_container, names.image_container):
+            assert len(list(service.get_container_client(container).list_blobs())) == 5
 
 
 @pytest.fixture
