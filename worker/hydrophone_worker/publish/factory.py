@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-
-from azure.core.credentials import TokenCredential
+from typing import TYPE_CHECKING
 
 from hydrophone_worker.config import AzureSinkConfig, PublishConfig
 from hydrophone_worker.publish.outbox import Sink
-from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
 from hydrophone_worker.publish.sinks.local import LocalSink
-from hydrophone_worker.publish.telemetry import Telemetry
+
+# The Azure SDKs and OpenTelemetry take a second or more to import: only configs that use them pay for them.
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from hydrophone_worker.publish.sinks.azure import AzureSink
+    from hydrophone_worker.publish.telemetry import Telemetry
 
 STORAGE_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 COSMOS_KEY_ENV = "AZURE_COSMOSDB_PRIMARY_KEY"
@@ -42,6 +46,8 @@ def azure_sink(
     env: Mapping[str, str],
     credential: Callable[[], TokenCredential] = _default_credential,
 ) -> AzureSink:
+    from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
+
     names = AzureNames(
         audio_container=config.audio_container,
         image_container=config.image_container,
@@ -89,10 +95,12 @@ def build_sinks(
         else:
             sinks.append(azure_sink(publish_config.azure, env, credential))
     if publish_config.telemetry.enabled:
+        from hydrophone_worker.publish.telemetry import Telemetry
+
         sinks.append(Telemetry(_required(env, APPINSIGHTS_ENV, "publish.telemetry.enabled")))
     return sinks
 
 
 def find_telemetry(sinks: Sequence[Sink]) -> Telemetry | None:
     """The telemetry sink, if any (the worker also feeds it clip and outbox metrics)."""
-    return next((s for s in sinks if isinstance(s, Telemetry)), None)
+    return next((s for s in sinks if s.name == "telemetry"), None)  # type: ignore[return-value]
