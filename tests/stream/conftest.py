@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -64,13 +65,7 @@ def bucket_url(moto_endpoint: str, request: pytest.FixtureRequest) -> str:
     """A fresh public bucket per test (moto's state is shared by the whole process); returns its base URL."""
     from hydrophone_worker.sim.s3server import ensure_public_bucket, s3_client
 
-    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50].strip("-")
+    slug = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    name = f"t-{slug}-{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]}"  # <= 63 chars, unique
     ensure_public_bucket(s3_client(moto_endpoint), name)
     return f"{moto_endpoint}/{name}"
-
-
-def put(bucket_url: str, key: str, body: bytes) -> None:
-    from hydrophone_worker.sim.s3server import s3_client
-
-    endpoint, bucket = bucket_url.rsplit("/", 1)
-    s3_client(endpoint).put_object(Bucket=bucket, Key=key, Body=body)

@@ -128,6 +128,7 @@ def test_a_segment_failing_past_the_grace_period_becomes_a_missing_gap(bucket_ur
         ("keep", True, "node-down", "closed (#EXT-X-ENDLIST)"),  # the playlist was closed: down at once
         ("keep", False, "streaming", "no new segment for 60 s"),  # latest.txt goes stale: down after 60 s
     ],
+    ids=["latest-deleted", "endlist", "stale"],
 )
 def test_node_down_for_a_while_then_back(
     bucket_url: str,
