@@ -34,6 +34,7 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "ConfigMap"): Kind("/api/v1", "configmaps", True),
     ("v1", "Secret"): Kind("/api/v1", "secrets", True),
     ("v1", "Service"): Kind("/api/v1", "services", True),
+    ("v1", "PersistentVolumeClaim"): Kind("/api/v1", "persistentvolumeclaims", True),  # only if configured
     ("apps/v1", "Deployment"): Kind("/apis/apps/v1", "deployments", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): Kind("/apis/networking.k8s.io/v1", "networkpolicies", True),
     # Read fresh before each reconcile and its status subresource written (get, patch only).

@@ -44,6 +44,10 @@ class OperatorSettings(BaseSettings):
     default_worker_resources: WorkerResources = Field(default_factory=WorkerResources)
     worker_uid: int = Field(10001, ge=1)
     state_size_limit: Quantity = "2Gi"
+    # Set a size to keep the checkpoint and the outbox spool on a PersistentVolumeClaim (survives pod
+    # replacement, e.g. a config change); unset = an emptyDir of state_size_limit.
+    state_claim_size: Quantity | None = None
+    state_storage_class: str | None = Field(None, min_length=1)  # None = the cluster's default class
     scratch_size_limit: Quantity = "1Gi"
     # How often the timer re-applies children (drift correction) and refreshes status from the worker.
     resync_seconds: float = Field(60.0, gt=0)

@@ -135,6 +135,7 @@ def operator(
         "HYDROPHONE_OPERATOR_WORKER_STATUS_URL_TEMPLATE": status_server.url_template,
         "HYDROPHONE_OPERATOR_WORKER_STATUS_TIMEOUT_SECONDS": "2",
         "HYDROPHONE_OPERATOR_CREDENTIALS_NAMESPACE": OPERATOR_NAMESPACE,
+        "HYDROPHONE_OPERATOR_STATE_CLAIM_SIZE": "1Gi",  # exercise the PersistentVolumeClaim path
     }
     env.pop("KUBERNETES_SERVICE_HOST", None)
     log = workdir / "operator.log"

@@ -208,3 +208,27 @@ def test_children_in_apply_order(settings: OperatorSettings) -> None:
         "NetworkPolicy",
     ]
     assert "Secret" not in [c["kind"] for c in build_children(hydrophone(), settings)]
+
+
+def test_state_lives_on_an_emptydir_unless_a_claim_is_configured(settings: OperatorSettings) -> None:
+    pod = build_deployment(hydrophone(), settings)["spec"]["template"]["spec"]
+    assert {"name": "state", "emptyDir": {"sizeLimit": "2Gi"}} in pod["volumes"]
+    assert "PersistentVolumeClaim" not in [c["kind"] for c in build_children(hydrophone(), settings)]
+
+
+def test_state_claim_when_configured() -> None:
+    settings = OperatorSettings(state_claim_size="5Gi", state_storage_class="fast")
+    children = build_children(hydrophone(), settings)
+    claim = next(c for c in children if c["kind"] == "PersistentVolumeClaim")
+    assert claim["metadata"]["namespace"] == "orcasound-lab"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "fast",
+    }
+    pod = next(c for c in children if c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert {"name": "state", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}} in pod[
+        "volumes"
+    ]
+    kinds = [c["kind"] for c in children]
+    assert kinds.index("PersistentVolumeClaim") < kinds.index("Deployment")

@@ -31,7 +31,8 @@ def test_generated_manifests_validate_strictly(path: Path, version: str, setting
         kubernetes_validate.validate(manifest, version, strict=True)
 
 
-def test_a_full_spec_validates(settings: OperatorSettings) -> None:
+def test_a_full_spec_validates() -> None:
+    settings = OperatorSettings(state_claim_size="5Gi", state_storage_class="standard")
     body = example_body(EXAMPLES[0])
     body["spec"].update(
         suspend=True,
@@ -44,8 +45,11 @@ def test_a_full_spec_validates(settings: OperatorSettings) -> None:
             "env": [{"name": "LOG_FORMAT", "value": "json"}],
         },
     )
-    for manifest in build_children(parse_hydrophone(body), settings, SOURCE):
-        kubernetes_validate.validate(manifest, EDGES[-1], strict=True)
+    children = build_children(parse_hydrophone(body), settings, SOURCE)
+    assert "PersistentVolumeClaim" in [c["kind"] for c in children]
+    for manifest in children:
+        for version in EDGES:
+            kubernetes_validate.validate(manifest, version, strict=True)
 
 
 def test_the_validator_would_catch_a_broken_manifest(settings: OperatorSettings) -> None:

@@ -92,6 +92,7 @@ class Site:
             f"/apis/networking.k8s.io/v1/namespaces/{self.ns}/networkpolicies/{WORKER}",
             f"{ns}/services/{WORKER}",
             deployment_path(self.ns),
+            f"{ns}/persistentvolumeclaims/{WORKER}-state",
             configmap_path(self.ns),
             f"{ns}/serviceaccounts/{WORKER}",
             ns,
@@ -156,9 +157,12 @@ def test_the_eight_orcasound_sites_get_every_child(make_site: Any, cluster: Clus
         assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": SECRET}}]
         service = cluster.get(f"/api/v1/namespaces/{s.ns}/services/{WORKER}")
         assert service is not None and service["spec"]["ports"][0]["port"] == 8080
+        claim = cluster.get(f"/api/v1/namespaces/{s.ns}/persistentvolumeclaims/{WORKER}-state")
+        assert claim is not None and claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+        assert {"name": "state", "persistentVolumeClaim": {"claimName": f"{WORKER}-state"}} in pod["volumes"]
         policy = cluster.get(f"/apis/networking.k8s.io/v1/namespaces/{s.ns}/networkpolicies/{WORKER}")
         assert policy is not None and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-        for child in (namespace, account, s.config(), secret, deployment, service, policy):
+        for child in (namespace, account, s.config(), secret, claim, deployment, service, policy):
             assert child["metadata"]["ownerReferences"] == [owner], child["kind"]
         cond = s.wait_condition("CredentialsReady", "True", "Copied")
         assert cond["observedGeneration"] == 1

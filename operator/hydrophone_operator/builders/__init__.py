@@ -11,6 +11,7 @@ from hydrophone_operator.builders.networkpolicy import build_network_policy
 from hydrophone_operator.builders.secret import build_secret, secret_digest
 from hydrophone_operator.builders.service import build_service
 from hydrophone_operator.builders.serviceaccount import build_service_account
+from hydrophone_operator.builders.statevolume import build_state_claim
 from hydrophone_operator.resource import Hydrophone
 from hydrophone_operator.settings import OperatorSettings
 
@@ -24,6 +25,9 @@ def build_children(
         build_service_account(hp, settings),
         build_config_map(hp, settings),
     ]
+    claim = build_state_claim(hp, settings)
+    if claim is not None:
+        children.append(claim)
     digest = None
     if credentials_source is not None:
         children.append(build_secret(hp, settings, credentials_source))

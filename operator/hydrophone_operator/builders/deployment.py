@@ -26,6 +26,7 @@ from hydrophone_operator.builders.meta import (
     selector_labels,
 )
 from hydrophone_operator.builders.resources import worker_resources, worker_threads
+from hydrophone_operator.builders.statevolume import state_volume
 from hydrophone_operator.resource import Hydrophone
 from hydrophone_operator.settings import OperatorSettings
 
@@ -106,7 +107,7 @@ def _pod_spec(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
         "volumes": [
             {"name": "config", "configMap": {"name": CONFIG_NAME}},
             {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
-            {"name": "state", "emptyDir": {"sizeLimit": settings.state_size_limit}},
+            state_volume(settings),
         ],
         # Spread the fleet's workers (all sites) across nodes so one node loss stops few sites.
         "topologySpreadConstraints": [
