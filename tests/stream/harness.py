@@ -110,6 +110,8 @@ def assert_accounted(
         if start - TOLERANCE_S <= s.start and s.end <= end
     }
     assert expected <= set(delivered), f"not delivered: {sorted(expected - set(delivered))}"
+    for segment in (e for e in events if isinstance(e, Segment)):  # all of its audio, decoded
+        assert segment.audio.shape[1] == round(segment.ref.duration * segment.sample_rate), segment.ref
     reference: list[Segment | Gap] = [*truth.expected_gaps(grace_s)]
     reference += [
         Segment(ref=s.ref, audio=np.zeros((1, 0), np.float32), sample_rate=48_000)
