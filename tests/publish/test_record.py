@@ -6,7 +6,13 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hydrophone_worker.publish.record import Location, build_detection_record, detection_id, timestamp
+from hydrophone_worker.publish.record import (
+    Location,
+    blob_names,
+    build_detection_record,
+    detection_id,
+    timestamp,
+)
 
 from tests.publish.conftest import LOCATION, START, make_clip, make_score
 
@@ -95,3 +101,12 @@ def test_confidence_range_matches_the_portal() -> None:
     )
     assert record["whaleFoundConfidence"] == 100.0
     assert datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")).tzinfo == UTC
+
+
+def test_blob_names_follow_upstream() -> None:
+    assert blob_names(make_clip().name) == (
+        "rpi_orcasound_lab_2021_10_13_15_11_18_PDT.wav",
+        "rpi_orcasound_lab_2021_10_13_15_11_18_PDT.png",
+    )
+    winter = make_clip(START.replace(month=1)).name
+    assert blob_names(winter)[0] == "rpi_orcasound_lab_2021_01_13_14_11_18_PST.wav"

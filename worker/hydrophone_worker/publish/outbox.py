@@ -30,7 +30,7 @@ from tenacity import Retrying, stop_after_attempt, wait_exponential
 from hydrophone_worker.domain import Clip, ClipScore
 from hydrophone_worker.publish.artifacts import spectrogram_png, wav_bytes
 from hydrophone_worker.publish.durable import describe, ensure_writable, fsync_dir, write_atomic, write_synced
-from hydrophone_worker.publish.record import Location, build_detection_record, detection_id
+from hydrophone_worker.publish.record import Location, blob_names, build_detection_record, detection_id
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,11 @@ class OutboxEntry:
 
     @property
     def wav_name(self) -> str:
-        return f"{self.name}.wav"
+        return blob_names(self.name)[0]
 
     @property
     def png_name(self) -> str:
-        return f"{self.name}.png"
+        return blob_names(self.name)[1]
 
     def wav(self) -> bytes:
         return (self.directory / AUDIO_FILE).read_bytes()

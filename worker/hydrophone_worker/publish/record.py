@@ -40,12 +40,9 @@ def detection_id(stream_id: str, clip_start: datetime) -> str:
     return str(uuid.uuid5(DETECTION_NAMESPACE, f"{stream_id}/{timestamp(clip_start)}"))
 
 
-def wav_name(clip: Clip) -> str:
-    return f"{clip.name}.wav"
-
-
-def png_name(clip: Clip) -> str:
-    return f"{clip.name}.png"
+def blob_names(clip_name: str) -> tuple[str, str]:
+    """The audio and spectrogram file/blob names of a clip named `clip_name` (domain.clip_name)."""
+    return f"{clip_name}.wav", f"{clip_name}.png"
 
 
 def _check(clip: Clip, score: ClipScore, location: Location) -> None:
