@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import httpx
 
-Fault = str  # "500" | "timeout" | "connect"
+Fault = str  # "500" | "400" | "timeout" | "connect"
 
 
 class FaultyTransport(httpx.BaseTransport):
@@ -29,8 +29,8 @@ class FaultyTransport(httpx.BaseTransport):
             self.passed += 1
             return self._real.handle_request(request)
         self.injected[fault] += 1
-        if fault == "500":
-            return httpx.Response(500, text="InternalError", request=request)
+        if fault in ("500", "400"):
+            return httpx.Response(int(fault), text="InternalError or BadRequest", request=request)
         if fault == "timeout":
             raise httpx.ReadTimeout("injected read timeout", request=request)
         raise httpx.ConnectError("injected connection refused", request=request)

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from hydrophone_worker.domain import Gap, Segment
 from hydrophone_worker.sim.node import Fault, FaultPlan
-from hydrophone_worker.source.http import RetryPolicy
+from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
 from hydrophone_worker.source.live import LiveReader
 
 from .faults import FaultyTransport, first_n_fail, seeded_faults
@@ -160,16 +160,44 @@ def test_node_down_for_a_while_then_back(
     assert why in message
 
 
-def test_latest_txt_garbage_is_counted_and_polling_goes_on(bucket_url: str) -> None:
+def test_garbage_latest_txt_and_playlist_are_counted_and_polling_goes_on(bucket_url: str) -> None:
     node = make_node(bucket_url)
     node.start_folder(EPOCH)
     time = VirtualTime(node, EPOCH, until=EPOCH + 40)
-    node.s3.put_object(Bucket=node.bucket, Key=node.latest_key, Body=b"<html>oops</html>")
-    time.at(
-        EPOCH + 20,
-        lambda: node.s3.put_object(Bucket=node.bucket, Key=node.latest_key, Body=f"{EPOCH}\n".encode()),
-    )
+
+    def put(key: str, body: bytes) -> None:
+        node.s3.put_object(Bucket=node.bucket, Key=key, Body=body)
+
+    put(node.latest_key, b"<html>oops</html>")
+    time.at(EPOCH + 13, lambda: put(node.folder_key(EPOCH, "live.m3u8"), b"<Error>SlowDown</Error>"))
+    time.at(EPOCH + 20, lambda: put(node.latest_key, f"{EPOCH}\n".encode()))  # the node rewrites both
     reader = reader_for(bucket_url, time)
     events = run_reader(reader, time)
     assert reader.stats.fetch_errors["latest-invalid"] == 1  # parsed once: the ETag says it did not change
+    assert reader.stats.fetch_errors["playlist-invalid"] >= 1
     assert [e.ref.sequence for e in events] == [0, 1, 2]
+
+
+def test_a_client_error_is_not_retried_and_names_the_url(moto_endpoint: str) -> None:
+    transport = FaultyTransport(lambda request: "400")
+    with httpx.Client(transport=transport) as client:
+        fetcher = Fetcher(client, sleep=lambda _: None, policy=RETRY)
+        with pytest.raises(FetchError, match=r"GET http://127\.0\.0\.1:\d+/b/x: client-error: HTTP 400"):
+            fetcher.get(f"{moto_endpoint}/b/x")
+    assert transport.injected["400"] == 1 and fetcher.errors["client-error"] == 1
+
+
+def test_when_folder_listing_fails_a_resume_falls_back_to_latest_txt(
+    bucket_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 30)
+    node.restart(EPOCH + 48)
+    node.advance_to(EPOCH + 75)
+    time = VirtualTime(node, EPOCH + 75, until=EPOCH + 100)  # the listing retries take ~10 s
+    listing_down = FaultyTransport(lambda r: "500" if "list-type" in r.url.query.decode() else None)
+    events = run_reader(reader_for(bucket_url, time, listing_down), time)
+    assert "folder listing failed" in caplog.text
+    assert {e.ref.folder for e in events if isinstance(e, Segment)} == {EPOCH + 48}
+    assert isinstance(events[0], Gap) and events[0].start == utc_at(EPOCH + 2.0)  # nothing silently skipped

@@ -124,6 +124,16 @@ def test_a_bucket_that_cannot_be_listed_is_a_clear_error(moto_endpoint: str) -> 
         list(reader.events())
 
 
+def test_a_folder_without_a_playlist_is_skipped_with_a_warning(
+    bucket_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint, bucket = bucket_url.rsplit("/", 1)
+    s3_client(endpoint).put_object(Bucket=bucket, Key=f"{STREAM}/hls/{EPOCH}/live000.ts", Body=b"orphan")
+    events = read(bucket_url, EPOCH, EPOCH + 60)
+    assert [e.reason for e in events if isinstance(e, Gap)] == ["no-audio"]
+    assert f"folder {EPOCH} has no readable playlist" in caplog.text
+
+
 def test_an_empty_range_is_refused() -> None:
     with pytest.raises(ValueError, match="must be after its start"):
         RangeReader("http://127.0.0.1:9/b", STREAM, utc_at(EPOCH), utc_at(EPOCH))
