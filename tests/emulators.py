@@ -183,7 +183,6 @@ class TrackSink:
 
     url: str
     envelopes: list[dict[str, Any]] = field(default_factory=list)
-    requests: int = 0
 
     def connection_string(self, instrumentation_key: str = "00000000-0000-0000-0000-000000000000") -> str:
         return f"InstrumentationKey={instrumentation_key};IngestionEndpoint={self.url}/"
@@ -225,7 +224,6 @@ def track_sink() -> Iterator[TrackSink]:
             if self.path.rstrip("/").endswith("/v2.1/track"):
                 items = _decode_track(body, self.headers.get("Content-Encoding", ""))
                 sink.envelopes.extend(items)
-                sink.requests += 1
             reply = json.dumps(
                 {"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}
             ).encode()
