@@ -7,6 +7,7 @@ must come back as detections at those times, and quiet minutes must stay negativ
 from __future__ import annotations
 
 import itertools
+import json
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from azure.storage.blob import BlobServiceClient
 from hydrophone_worker.service.demo import REPO, detection_times, simulator
 
 from tests.e2e.conftest import SPEED, journal, wait_for, worker_config
+from tests.emulators import AZURITE_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -131,7 +133,7 @@ def test_detections_reach_azurite_and_cosmos(moto_endpoint, worker_process, tmp_
     ):
         config = worker_config(sim.base_url, sim.stream_id, tmp_path, sinks=["azure"], azure=azure)
         worker = worker_process(config)
-        worker.start(env=env)
+        worker.start("--log-format", "json", env=env)
         clips = worker.wait_clips(2)[:2]
         assert worker.signal(signal.SIGTERM) == 0, worker.log()
 
@@ -156,7 +158,10 @@ def test_detections_reach_azurite_and_cosmos(moto_endpoint, worker_process, tmp_
     wav = blobs.get_blob_client(azure["audioContainer"], f"{clips[1]['clip']}.wav")
     assert wav.get_blob_properties().size > 1_000_000  # a minute of 16-bit audio
     assert doc["audioUri"].endswith(f"/{azure['audioContainer']}/{clips[1]['clip']}.wav")
-    assert env["AZURE_COSMOSDB_PRIMARY_KEY"] not in worker.log()
+    log = worker.log_path.read_text()
+    assert env["AZURE_COSMOSDB_PRIMARY_KEY"] not in log and AZURITE_KEY not in log
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert [e["clip"] for e in events if e.get("event") == "clip"][:2] == [c["clip"] for c in clips]
 
 
 def test_backfill_scores_a_simulated_range_with_a_summary(moto_endpoint, tmp_path):

@@ -118,8 +118,10 @@ def test_healthz_stays_ok_while_waiting_for_a_down_node(parts, clock: FakeMonoto
     status, _, client = parts
     node_down = True
     status.waiting_probe(lambda: node_down)
+    status.update(state="running")
     clock.now += 10_000
     assert client.get("/healthz").status_code == 200
+    assert client.get("/status").json()["state"] == "waiting"
     node_down = False
     clock.now += 121
     assert client.get("/healthz").status_code == 503

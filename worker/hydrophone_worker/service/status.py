@@ -68,8 +68,12 @@ class WorkerStatus:
         self._waiting: Callable[[], bool] = lambda: False
 
     def snapshot(self) -> StatusSnapshot:
+        waiting = self._waiting()
         with self._lock:
-            return self._snapshot
+            snapshot = self._snapshot
+        if waiting and snapshot.state in ("running", "lagging"):
+            return replace(snapshot, state="waiting")  # the node publishes nothing; the worker is fine
+        return snapshot
 
     def update(self, **changes: Any) -> None:
         with self._lock:
