@@ -125,3 +125,12 @@ def test_healthz_stays_ok_while_waiting_for_a_down_node(parts, clock: FakeMonoto
     node_down = False
     clock.now += 121
     assert client.get("/healthz").status_code == 503
+
+
+def test_outbox_depth_is_read_when_asked(parts) -> None:
+    status, _, client = parts
+    depth = 3
+    status.outbox_probe(lambda: depth)
+    assert client.get("/status").json()["outboxDepth"] == 3
+    depth = 0  # the delivery thread emptied it between two clips
+    assert client.get("/status").json()["outboxDepth"] == 0

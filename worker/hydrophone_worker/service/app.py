@@ -196,6 +196,9 @@ class Worker:
             model_tag=self.config.model.tag or scorer.model_id, not_ready_reason="preparing sinks"
         )
         outbox = build_outbox(self.config, self.env)
+        if outbox is not None:
+            self.status.outbox_probe(lambda: outbox.depth)
+            self.metrics.outbox_depth.labels(self.config.stream.stream_id).set_function(lambda: outbox.depth)
         self.status.update(ready=True, not_ready_reason="")
         outbox_stop = threading.Event()
         delivery = (
@@ -229,7 +232,6 @@ class Worker:
                 delivery.join(timeout=self.options.flush_deadline_s)
             if outbox:
                 outbox.deliver_pending(deadline=time.monotonic() + self.options.flush_deadline_s)
-                self.status.update(outbox_depth=outbox.depth)
         self.status.update(state="stopped")
         return summary
 

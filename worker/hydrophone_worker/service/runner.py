@@ -205,7 +205,6 @@ class Runner:
             self._metrics.last_detection.labels(stream).set(clip.start.timestamp())
             self._status.bump(detections_total=1)
             self._status.update(last_detection_time=clip.start)
-        self._update_outbox_depth()
         self._on_progress(clip.duration)
         top = max(score.window_scores, default=0.0)
         verdict = "POSITIVE" if score.positive else "negative"
@@ -227,11 +226,6 @@ class Runner:
                 }
             },
         )
-
-    def _update_outbox_depth(self) -> None:
-        depth = self._outbox.depth if self._outbox is not None else 0
-        self._metrics.outbox_depth.labels(self.settings.stream_id).set(depth)
-        self._status.update(outbox_depth=depth)
 
     # --- gaps and lag -----------------------------------------------------------------------------------
 

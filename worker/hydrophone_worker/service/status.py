@@ -30,7 +30,7 @@ class StatusSnapshot:
     clips_total: int = 0
     detections_total: int = 0
     gaps_total: int = 0
-    outbox_depth: int = 0
+    outbox_depth: int = 0  # read through outbox_probe
     error: str | None = None
 
 
@@ -66,11 +66,12 @@ class WorkerStatus:
         self._monotonic = monotonic
         self._beat = monotonic()
         self._waiting: Callable[[], bool] = lambda: False
+        self._outbox_depth: Callable[[], int] = lambda: 0
 
     def snapshot(self) -> StatusSnapshot:
-        waiting = self._waiting()
+        waiting, depth = self._waiting(), self._outbox_depth()
         with self._lock:
-            snapshot = self._snapshot
+            snapshot = replace(self._snapshot, outbox_depth=depth)
         if waiting and snapshot.state in ("running", "lagging"):
             return replace(snapshot, state="waiting")  # the node publishes nothing; the worker is fine
         return snapshot
@@ -88,6 +89,10 @@ class WorkerStatus:
         """The loop made progress (or is waiting on purpose, e.g. for the next live segment)."""
         with self._lock:
             self._beat = self._monotonic()
+
+    def outbox_probe(self, depth: Callable[[], int]) -> None:
+        """Where the outbox depth is read (the delivery thread changes it between clips)."""
+        self._outbox_depth = depth
 
     def waiting_probe(self, probe: Callable[[], bool]) -> None:
         """`probe()` True means the loop is idle on purpose (e.g. the node is down): not stuck."""
