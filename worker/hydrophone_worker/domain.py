@@ -100,7 +100,7 @@ class Clip:
 
 @dataclass(frozen=True)
 class ScoredSegment:
-    """A span the decision rule judged: a window (mean_top_k, mean_thresholded) or a second (positive_count)."""
+    """What a decision rule judged: a window (mean_top_k, mean_thresholded) or a second (positive_count)."""
 
     start_s: float  # seconds into the clip
     duration_s: float
