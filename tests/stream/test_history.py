@@ -69,6 +69,15 @@ def test_range_ending_mid_minute_ends_with_a_short_clip_and_no_spinning(
     assert len(clip.segments) == 5 and clip.end > utc_at(SECOND + 47) > clip.end - (clip.end - clip.start) / 5
 
 
+def test_resuming_a_range_at_the_last_clip_end_repeats_nothing(archive: tuple[str, GroundTruth]) -> None:
+    bucket_url, _ = archive
+    assembler = ClipAssembler(STREAM)
+    [first_clip] = [c for e in read(bucket_url, EPOCH + 2, EPOCH + 62) for c in assembler.feed(e)]
+    resumed = read(bucket_url, first_clip.end.timestamp(), EPOCH + 75)  # the checkpoint is the clip end
+    assert resumed[0].ref.sequence == first_clip.segments[-1].sequence + 1
+    assert resumed[0].ref.start == first_clip.end
+
+
 def test_range_with_no_audio_is_one_gap_and_one_message(
     archive: tuple[str, GroundTruth], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,17 @@ from hydrophone_worker.clips import ClipAssembler
 from hydrophone_worker.domain import Clip, Gap, Segment
 from hydrophone_worker.source.live import LiveReader
 
-from .harness import EPOCH, STREAM, VirtualTime, assert_accounted, listed_by, make_node, run_reader, utc_at
+from .harness import (
+    EPOCH,
+    STREAM,
+    VirtualTime,
+    assert_accounted,
+    listed_by,
+    make_node,
+    run_reader,
+    same_time,
+    utc_at,
+)
 
 pytestmark = pytest.mark.integration
 GRACE_S = 30.0
@@ -107,3 +117,21 @@ def test_sliding_window_with_and_without_program_date_time(bucket_url: str, prog
     assert covered == pytest.approx(
         sum(truth[(EPOCH, i)].duration for i in range(sequences[-1] + 1)), abs=0.01
     )
+
+
+@pytest.mark.parametrize("reason", ["worker-down", "lag-skip"])
+def test_a_start_inside_a_segment_begins_at_the_next_whole_one_with_the_callers_reason(
+    bucket_url: str, reason: str
+) -> None:
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 60)
+    time = VirtualTime(node, EPOCH + 60, until=EPOCH + 65)
+    reader = live_reader(bucket_url, time, start_at=utc_at(EPOCH + 30), start_reason=reason)
+    events = run_reader(reader, time)
+    third = node.truth().segments[3].ref  # segment 2 holds 22.0-32.0 s
+    head, first = events[0], events[1]
+    assert isinstance(head, Gap) and head.reason == reason
+    assert head.start == utc_at(EPOCH + 30) and head.end == first.ref.start
+    assert same_time(first.ref.start, third.start)
+    assert [e.ref.sequence for e in events[1:]] == [3, 4]

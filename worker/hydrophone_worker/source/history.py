@@ -13,7 +13,7 @@ import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import httpx
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 MAX_LIST_PAGES = 1000  # x 1000 folders a page: far beyond any stream's history, but a bound on the loop
+# A checkpoint (a clip end) and the next playlist parse can disagree by microseconds: still the same instant.
+_SAME_INSTANT = timedelta(milliseconds=1)
 _PACIFIC_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
 
 
@@ -180,7 +182,7 @@ class RangeReader:
         for ref in playlist.segments:
             if ref.start >= self.end:
                 return
-            if ref.end > cursor:
+            if ref.end - cursor > _SAME_INSTANT:
                 skipped = previous_sequence is not None and ref.sequence > previous_sequence + 1
                 yield from lead_gaps(
                     cursor, ref, entering_folder=entering, skipped=skipped, stale_after_s=self._stale_after_s

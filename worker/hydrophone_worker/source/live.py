@@ -12,7 +12,10 @@ the node is down: the state says so and polling backs off up to `max_poll_interv
 nothing busy-loops.
 
 Without `start_at` the reader starts at the newest listed segment; with it, at the first segment starting at
-or after it (read from whichever folder holds it), and what can no longer be read is a Gap.
+or after it (read from whichever folder holds it), and what can no longer be read is a Gap (`slid-out`, or a
+restart). When `start_at` falls inside a segment that is still available (a fresh start "delay seconds ago",
+a jump ahead), the seconds up to the next whole segment are a Gap with `start_reason` (default `worker-down`:
+the worker did not read them; the service passes `lag-skip` after a jump).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from hydrophone_worker.domain import Gap, Segment, SegmentRef, utc
-from hydrophone_worker.source.accounting import GAP_TOLERANCE_S, lead_gaps
+from hydrophone_worker.domain import Gap, GapReason, Segment, SegmentRef, utc
+from hydrophone_worker.source.accounting import GAP_TOLERANCE_S, gap, lead_gaps
 from hydrophone_worker.source.history import list_folders
 from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy, default_client
 from hydrophone_worker.source.layout import latest_url, parse_latest
@@ -55,6 +58,7 @@ class LiveReader:
         stale_after_s: float = 60.0,
         stop: threading.Event | None = None,
         retry: RetryPolicy | None = None,
+        start_reason: GapReason = "worker-down",
     ) -> None:
         for name, value in (
             ("poll_interval_s", poll_interval_s),
@@ -71,6 +75,7 @@ class LiveReader:
         self.max_poll_interval_s = max(max_poll_interval_s, poll_interval_s)
         self.missing_grace_s = missing_grace_s
         self.stale_after_s = stale_after_s
+        self.start_reason: GapReason = start_reason
         self._stop = stop or threading.Event()
         # Waiting on the stop event (not time.sleep) lets a stop end a long node-down backoff at once.
         self._sleep = sleep or self._stop.wait
@@ -151,20 +156,33 @@ class LiveReader:
                     return False  # maybe still uploading: later segments wait so time order holds
                 read = Gap(ref.start, ref.end, "segment-missing", f"{ref.uri}: {read.detail}")
             self._missing_since.pop((ref.folder, ref.sequence), None)
-            skipped = self._next_sequence is not None and ref.sequence > self._next_sequence
-            gaps = lead_gaps(
-                self._cursor,
-                ref,
-                entering_folder=self._entering,
-                skipped=skipped,
-                stale_after_s=self.stale_after_s,
-            )
-            for event in [*gaps, read]:
+            for event in [*self._gaps_before(ref, playlist), read]:
                 self.stats.record(event)
                 yield event
             self._cursor = ref.end if self._cursor is None else max(self._cursor, ref.end)
             self._next_sequence, self._entering = ref.sequence + 1, False
         return True
+
+    def _gaps_before(self, ref: SegmentRef, playlist: Playlist) -> list[Gap]:
+        if self._entering and self._cursor is not None and self._next_sequence is None:
+            resume = self._cursor
+            if any(r.start < resume - _TOLERANCE and r.end > resume + _TOLERANCE for r in playlist.segments):
+                # start_at fell inside a segment that is still there: delivery starts at the next whole one,
+                # and the caller's reason (not reading before start_at) covers the part before it.
+                return gap(
+                    resume,
+                    ref.start,
+                    self.start_reason,
+                    f"from start_at to the first whole segment {ref.uri}",
+                )
+        skipped = self._next_sequence is not None and ref.sequence > self._next_sequence
+        return lead_gaps(
+            self._cursor,
+            ref,
+            entering_folder=self._entering,
+            skipped=skipped,
+            stale_after_s=self.stale_after_s,
+        )
 
     def _unread(self, playlist: Playlist) -> list[SegmentRef]:
         refs = list(playlist.segments)
