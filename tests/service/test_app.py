@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.config import DetectionConfig, WorkerConfig
 from hydrophone_worker.domain import Clip, ClipScore
 from hydrophone_worker.service import app as app_module
 from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError, checkpoint_key
@@ -182,3 +182,32 @@ def test_cli_reports_config_errors_with_field_and_fix(tmp_path) -> None:
     assert result.exit_code == 1
     assert "stream.streamId" in result.output and "stream.delay: unknown key" in result.output
     assert "did you mean 'delaySeconds'" in result.output
+
+
+def detection(tmp_path: Path, **section: object):
+    from hydrophone_worker.detector.modeldir import ModelConfig
+
+    cfg = config(tmp_path).model_copy(update={"detection": DetectionConfig.model_validate(section)})
+    return app_module.detection_params(cfg, ModelConfig())
+
+
+def test_detection_section_overrides_the_model_config(tmp_path) -> None:
+    params = detection(tmp_path)
+    assert (params.window_s, params.hop_s, params.aggregation, params.global_threshold) == (
+        3.0,
+        2.0,
+        "mean_top_k",
+        0.6,
+    )
+    params = detection(
+        tmp_path, windowSeconds=2.0, hopSeconds=1.0, topK=3, localThreshold=0.7, globalThreshold=0.9
+    )
+    assert (params.window_s, params.hop_s, params.mean_top_k, params.local_threshold) == (2.0, 1.0, 3, 0.7)
+    assert params.global_threshold == 0.9
+    params = detection(tmp_path, aggregation="positiveCount", minPositiveWindows=3, globalThreshold=0.9)
+    assert (params.aggregation, params.global_threshold) == ("positive_count", 3)
+
+
+def test_switching_rule_without_its_threshold_says_which_key_to_set(tmp_path) -> None:
+    with pytest.raises(WorkerSetupError, match=r"detection: .*fix: set detection.minPositiveWindows"):
+        detection(tmp_path, aggregation="positive_count")
