@@ -50,7 +50,7 @@ class EmptyReader:
         )()
 
     def events(self):
-        return iter(())
+        yield from ()
 
 
 def run_worker(tmp_path: Path, cfg: WorkerConfig, monkeypatch: pytest.MonkeyPatch) -> tuple[Worker, list]:

@@ -8,10 +8,11 @@ both recognise it and nothing is published or logged twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -44,7 +45,7 @@ class ReaderStatsView(Protocol):
 class Reader(Protocol):
     stats: ReaderStatsView
 
-    def events(self) -> Iterator[Segment | Gap]: ...
+    def events(self) -> Generator[Segment | Gap, None, None]: ...
 
 
 # start_at (None = the reader's own default) -> a reader positioned there
@@ -130,13 +131,15 @@ class Runner:
             self._reader = self._reader_factory(start_at)
             assembler = ClipAssembler(self.settings.stream_id, self.settings.clip_seconds)
             try:
-                for event in self._reader.events():
-                    self._status.heartbeat()
-                    self._observe_reader()
-                    for item in assembler.feed(event):
-                        self._handle(item)
-                    if self._should_stop():
-                        return self.summary
+                # closing(): leaving early (stop, --max-clips, a jump) releases the reader's HTTP client now.
+                with contextlib.closing(self._reader.events()) as events:
+                    for event in events:
+                        self._status.heartbeat()
+                        self._observe_reader()
+                        for item in assembler.feed(event):
+                            self._handle(item)
+                        if self._should_stop():
+                            return self.summary
                 # A stopped reader leaves a partial clip: dropped; the restart re-reads it.
                 for item in [] if self.stop.is_set() else assembler.flush():
                     self._handle(item)
