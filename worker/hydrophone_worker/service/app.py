@@ -227,13 +227,19 @@ class Worker:
             summary = runner.run(self._start_at(checkpoint, runner))
         finally:
             self.status.update(state="stopping")
-            outbox_stop.set()
-            if delivery:
-                delivery.join(timeout=self.options.flush_deadline_s)
-            if outbox:
-                outbox.deliver_pending(deadline=time.monotonic() + self.options.flush_deadline_s)
+            self._flush(outbox, delivery, outbox_stop)
         self.status.update(state="stopped")
         return summary
+
+    def _flush(self, outbox: Outbox | None, delivery: threading.Thread | None, stop: threading.Event) -> None:
+        """One deadline for the whole flush (Kubernetes kills after its grace period, 30 s by default)."""
+        deadline = time.monotonic() + self.options.flush_deadline_s
+        stop.set()
+        if delivery is not None:
+            delivery.join(timeout=self.options.flush_deadline_s)
+        # A delivery pass still running past the deadline keeps its entries spooled for the next start.
+        if outbox is not None and (delivery is None or not delivery.is_alive()):
+            outbox.deliver_pending(deadline=deadline)
 
     def settings(self) -> RunSettings:
         stream = self.config.stream
