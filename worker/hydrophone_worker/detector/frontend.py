@@ -73,10 +73,13 @@ def quantize_pcm16(signal: np.ndarray) -> np.ndarray:
 
 
 def prepare(audio: np.ndarray, rate: int, normalize: bool) -> np.ndarray:
-    """Whole clip -> float32 mono at 20 kHz, quantised to 16 bits (upstream's production order)."""
+    """Whole clip -> float32 mono at 20 kHz, quantised to 16 bits (upstream's production order).
+
+    float32 throughout, as upstream's librosa/soundfile path computes (and half the memory of float64).
+    """
     if rate <= 0:
         raise ValueError(f"sample rate must be positive, got {rate}")
-    samples = np.asarray(audio, dtype=np.float64)
+    samples = np.asarray(audio, dtype=np.float32)
     if samples.ndim == 2:
         samples = samples.mean(axis=0)
     elif samples.ndim != 1:
