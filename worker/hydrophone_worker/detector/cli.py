@@ -118,6 +118,7 @@ def detect(
     detector = Detector(
         loaded.network, params, model_id=loaded.config.model.name, precision=checked_precision
     )
+    del loaded  # the detector runs its own folded copy: free the original's ~100 MB of weights
 
     out, err = Console(soft_wrap=True), Console(stderr=True)
     if as_tsv:
