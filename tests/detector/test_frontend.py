@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
+import av
 import librosa
 import numpy as np
 import pytest
@@ -169,3 +171,23 @@ def test_unreadable_files_raise_an_error_naming_the_file(tmp_path: Path, content
     with pytest.raises(frontend.AudioDecodeError, match=reason) as caught:
         frontend.decode(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_file_without_audio_samples_or_stream_is_refused_naming_it(tmp_path: Path):
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), 48000)
+    with pytest.raises(
+        frontend.AudioDecodeError, match=re.escape(f"{empty}: cannot read audio: no audio samples")
+    ):
+        frontend.decode(empty)
+    video = tmp_path / "video.mp4"
+    with av.open(str(video), "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    with pytest.raises(
+        frontend.AudioDecodeError, match=f"{video}: cannot read audio: the file has no audio stream"
+    ):
+        frontend.decode(video)

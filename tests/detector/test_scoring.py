@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydrophone_worker.detector import frontend
+from hydrophone_worker.detector import fast, frontend
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 from hydrophone_worker.detector.fast import PrecisionUnsupported
 from hydrophone_worker.detector.modeldir import LoadedModel, ModelConfig
@@ -84,6 +84,17 @@ def test_bf16_matches_fp32_decisions_where_the_cpu_supports_it_else_is_refused(r
     assert np.max(np.abs(np.array(bf16.window_scores) - np.array(scored.window_scores))) <= 0.02
     assert bf16.positive == scored.positive
     assert [s.positive for s in bf16.segments] == [s.positive for s in scored.segments]
+
+
+def test_bf16_numerics_everywhere_by_forcing_the_cpu_check(resnet, monkeypatch):
+    """The bf16 path itself on every machine: without bf16 hardware oneDNN emulates it (slowly)."""
+    monkeypatch.setattr(fast, "cpu_supports_bf16", lambda: True)
+    one_window = realistic_audio(48000, 3.0, seed=16)
+    fp32 = Detector(resnet, DetectionParams()).score_audio(one_window, 48000)
+    bf16 = Detector(resnet, DetectionParams(), precision="bf16").score_audio(one_window, 48000)
+    assert abs(bf16.window_scores[0] - fp32.window_scores[0]) <= 0.02
+    assert bf16.window_scores != fp32.window_scores  # it really ran in bfloat16
+    assert bf16.positive == fp32.positive
 
 
 def test_unknown_precision_is_refused(resnet):
