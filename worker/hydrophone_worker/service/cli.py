@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,8 @@ def _load(path: Path) -> WorkerConfig:
         raise click.ClickException(str(exc)) from None
 
 
-def _override(config: WorkerConfig, changes: dict[str, dict[str, Any]]) -> WorkerConfig:
-    """Apply CLI overrides through the same validation as the file (clear errors for bad values)."""
-    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+def _override(data: dict[str, Any], changes: dict[str, dict[str, Any]]) -> WorkerConfig:
+    """Apply command-line overrides (None = keep) through the same validation as the file."""
     for section, values in changes.items():
         data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
     try:
@@ -52,13 +52,17 @@ def _override(config: WorkerConfig, changes: dict[str, dict[str, Any]]) -> Worke
         raise click.ClickException(str(exc)) from None
 
 
+def _as_data(config: WorkerConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def _serve(config: WorkerConfig, options: RunOptions, stop: threading.Event, **kwargs: Any) -> RunSummary:
     try:
         return Worker(config, options, stop=stop, **kwargs).run()
     except WorkerSetupError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        if exc.errno == 98:  # EADDRINUSE
+        if exc.errno == errno.EADDRINUSE:
             raise click.ClickException(
                 f"server.port {config.server.port} on {config.server.host} is in use: {exc.strerror}; "
                 "choose another with --port (0 = any free port)"
@@ -111,7 +115,7 @@ def run(
     """Follow a hydrophone (or a range, with mode: range): detect calls, publish them, serve the probes."""
     configure_logging(log_format)  # type: ignore[arg-type]
     config = _override(
-        _load(config_path),
+        _as_data(_load(config_path)),
         {"server": {"port": port}, "model": {"dir": str(model_dir) if model_dir else None}},
     )
     with _stop_on_signals() as stop:
@@ -157,9 +161,21 @@ def backfill(
             times[name] = parse_range_time(text)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=name) from None
-    base = _load(config_path) if config_path else None
-    config = _backfill_config(base, stream_id, times["--start"], times["--end"], base_url, port, model_dir)
-    configure_logging(log_format, level=20 if log_format == "json" else 30)  # text: the bar, not clip lines
+    # Without a config file: a local run, probes on any free loopback port.
+    data = _as_data(_load(config_path)) if config_path else {"server": {"host": "127.0.0.1", "port": 0}}
+    if data.get("stream", {}).get("streamId", stream_id) != stream_id:
+        data.pop("location", None)  # the config's location belongs to another stream
+    stream = {
+        "streamId": stream_id,
+        "mode": "range",
+        "start": times["--start"].isoformat(),
+        "end": times["--end"].isoformat(),
+        "baseUrl": base_url,
+    }
+    model = {"dir": str(model_dir) if model_dir else None}
+    config = _override(data, {"stream": stream, "server": {"port": port}, "model": model})
+    # Text mode shows the bar, not a line per clip; JSON mode logs every clip for machines.
+    configure_logging(log_format, level=logging.INFO if log_format == "json" else logging.WARNING)
     console = Console(stderr=True, highlight=False)
     total = (times["--end"] - times["--start"]).total_seconds()
     began_wall, began_cpu = time.monotonic(), time.process_time()
@@ -183,39 +199,6 @@ def backfill(
             on_progress=lambda seconds: progress.advance(task, seconds),
         )
     _print_summary(console, summary, time.monotonic() - began_wall, time.process_time() - began_cpu)
-
-
-def _backfill_config(
-    base: WorkerConfig | None,
-    stream_id: str,
-    start: datetime,
-    end: datetime,
-    base_url: str | None,
-    port: int | None,
-    model_dir: Path | None,
-) -> WorkerConfig:
-    data = (
-        base.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if base
-        else {
-            # No config file: a local run, probes on any free loopback port.
-            "server": {"host": "127.0.0.1", "port": 0},
-        }
-    )
-    stream = data.setdefault("stream", {})
-    stream.update(streamId=stream_id, mode="range", start=start.isoformat(), end=end.isoformat())
-    if base_url:
-        stream["baseUrl"] = base_url
-    if base is not None and base.stream.stream_id != stream_id:
-        data.pop("location", None)  # the config's location belongs to another stream
-    if port is not None:
-        data.setdefault("server", {})["port"] = port
-    if model_dir is not None:
-        data.setdefault("model", {})["dir"] = str(model_dir)
-    try:
-        return parse_config(data, "backfill options")
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _print_summary(console: Console, summary: RunSummary, wall_s: float, cpu_s: float) -> None:
