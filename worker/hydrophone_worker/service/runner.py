@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from hydrophone_worker.clips import ClipAssembler
 from hydrophone_worker.domain import Clip, ClipScore, Gap, Segment
@@ -58,7 +58,7 @@ class RunSettings:
     live: bool
     clip_seconds: float = 60.0
     max_lag_s: float = 1800.0
-    lag_policy: str = "jump"  # jump | report
+    lag_policy: Literal["jump", "report"] = "jump"
     delay_s: float = 60.0
     max_clips: int | None = None
 
