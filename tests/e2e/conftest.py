@@ -80,7 +80,7 @@ class WorkerProcess:
     def clips(self) -> list[dict[str, Any]]:
         return [e for e in read_results(self.results) if e["kind"] == "clip"]
 
-    def wait_clips(self, n: int, timeout_s: float = 90) -> list[dict[str, Any]]:
+    def wait_clips(self, n: int, timeout_s: float = 150) -> list[dict[str, Any]]:
         def enough() -> list[dict[str, Any]] | None:
             assert self.process is not None
             if self.process.poll() is not None:
