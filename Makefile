@@ -38,6 +38,7 @@ demo: $(STAMP)
 
 bench: setup
 	$(PY) benchmarks/detector.py
+	$(PY) benchmarks/worker.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
