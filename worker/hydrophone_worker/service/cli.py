@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -18,9 +18,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
-from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError
 from hydrophone_worker.service.logs import configure_logging
-from hydrophone_worker.service.runner import RunSummary
+
+if TYPE_CHECKING:  # the worker's modules load torch, PyAV and the Azure SDKs: only when a command runs
+    from hydrophone_worker.service.runner import RunSummary
 
 
 @contextlib.contextmanager
@@ -56,7 +57,17 @@ def _as_data(config: WorkerConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _serve(config: WorkerConfig, options: RunOptions, stop: threading.Event, **kwargs: Any) -> RunSummary:
+def _serve(
+    config: WorkerConfig,
+    stop: threading.Event,
+    *,
+    results_log: Path | None,
+    max_clips: int | None = None,
+    **kwargs: Any,
+) -> RunSummary:
+    from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError
+
+    options = RunOptions(results_log=results_log, max_clips=max_clips)
     try:
         return Worker(config, options, stop=stop, **kwargs).run()
     except WorkerSetupError as exc:
@@ -119,7 +130,7 @@ def run(
         {"server": {"port": port}, "model": {"dir": str(model_dir) if model_dir else None}},
     )
     with _stop_on_signals() as stop:
-        summary = _serve(config, RunOptions(results_log=results_log, max_clips=max_clips), stop)
+        summary = _serve(config, stop, results_log=results_log, max_clips=max_clips)
     click.echo(
         f"stopped ({summary.stopped_by}): {summary.clips} clips, {summary.positives} positive", err=True
     )
@@ -193,10 +204,7 @@ def backfill(
     ):
         task = progress.add_task(stream_id, total=total)
         summary = _serve(
-            config,
-            RunOptions(results_log=results_log),
-            stop,
-            on_progress=lambda seconds: progress.advance(task, seconds),
+            config, stop, results_log=results_log, on_progress=lambda seconds: progress.advance(task, seconds)
         )
     _print_summary(console, summary, time.monotonic() - began_wall, time.process_time() - began_cpu)
 
