@@ -20,8 +20,6 @@ import httpx
 import pytest
 from hydrophone_worker.service.demo import REPO, read_results, worker_command
 
-from tests.emulators import azurite, cosmos  # noqa: F401 (fixtures)
-
 DEMO_MODEL = REPO / "models" / "demo"
 SPEED = 20.0  # a 60 s clip every 3 s of wall time
 
