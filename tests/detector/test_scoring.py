@@ -86,6 +86,7 @@ def test_bf16_matches_fp32_decisions_where_the_cpu_supports_it_else_is_refused(r
     assert [s.positive for s in bf16.segments] == [s.positive for s in scored.segments]
 
 
+@pytest.mark.slow  # emulated bf16: ~2 s alone, more on a busy machine
 def test_bf16_numerics_everywhere_by_forcing_the_cpu_check(resnet, monkeypatch):
     """The bf16 path itself on every machine: without bf16 hardware oneDNN emulates it (slowly)."""
     monkeypatch.setattr(fast, "cpu_supports_bf16", lambda: True)
