@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +10,7 @@ import torch
 from hydrophone_worker.detector import fast, frontend
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 from hydrophone_worker.detector.fast import PrecisionUnsupported
-from hydrophone_worker.detector.modeldir import LoadedModel, ModelConfig
-from hydrophone_worker.detector.network import build_network
+from hydrophone_worker.detector.modeldir import ModelConfig
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
 from hydrophone_worker.domain import Clip
 
@@ -153,29 +150,15 @@ def test_overrides_keep_unset_fields_and_refuse_unknown_names():
         DetectionParams().with_overrides(threshold=0.2)
 
 
-@dataclass
-class Site:
-    aggregation: str | None = None
-    local_threshold: float | None = None
-    global_threshold: float | None = None
-    min_positive_windows: int | None = None
-    top_k: int | None = None
-    window_seconds: float | None = None
-    hop_seconds: float | None = None
-
-
-def test_params_come_from_the_model_config_with_site_overrides():
+def test_params_come_from_the_model_config_with_overrides():
     config = ModelConfig.model_validate(
         {
             "audio": {"normalize": False},
             "inference": {"window_s": 2.0, "window_hop_s": 1.0, "max_batch_size": 4},
             "global_prediction": {"aggregation_strategy": "positive_count", "pred_global_threshold": 3},
-            "model": {"name": "fastai-2020"},
         }
     )
-    # Only the parameters matter here: a small network keeps the four detectors cheap to build.
-    loaded = LoadedModel(config=config, network=build_network("demo-cnn"), source=Path("model.safetensors"))
-    assert Detector.from_model(loaded).params == DetectionParams(
+    assert DetectionParams.from_config(config) == DetectionParams(
         window_s=2.0,
         hop_s=1.0,
         normalize=False,
@@ -183,15 +166,13 @@ def test_params_come_from_the_model_config_with_site_overrides():
         global_threshold=3,
         max_batch_size=4,
     )
-    # Bush Point runs the 2026 rule at 0.9: the confidence threshold applies, not the model's count.
-    site = Detector.from_model(loaded, Site(aggregation="mean_top_k", global_threshold=0.9, top_k=3))
-    assert (site.params.aggregation, site.params.global_threshold, site.params.mean_top_k) == (
+    # Bush Point runs the 2026 rule at 0.9: the override replaces the model's count.
+    site = DetectionParams.from_config(config, aggregation="mean_top_k", global_threshold=0.9, mean_top_k=3)
+    assert (site.aggregation, site.global_threshold, site.mean_top_k, site.window_s) == (
         "mean_top_k",
         0.9,
         3,
+        2.0,
     )
-    assert site.model_id == "fastai-2020"
-    counted = Detector.from_model(loaded, Site(min_positive_windows=5, global_threshold=0.9))
-    assert counted.params.global_threshold == 5
     with pytest.raises(ValueError, match=r"global_threshold 3(\.0)? must be a probability"):
-        Detector.from_model(loaded, Site(aggregation="mean_top_k"))
+        DetectionParams.from_config(config, aggregation="mean_top_k")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,9 +14,6 @@ from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.aggregation import AGGREGATIONS, Aggregation, aggregate
 from hydrophone_worker.detector.fast import Precision, check_precision, fast_forward
 from hydrophone_worker.domain import Clip, ClipScore
-
-if TYPE_CHECKING:
-    from hydrophone_worker.detector.modeldir import LoadedModel
 
 # A window must cover at least one STFT frame's reflect padding (n_fft / 2 samples).
 MIN_WINDOW_S = frontend.N_FFT / frontend.SAMPLE_RATE
@@ -94,31 +91,6 @@ class DetectionParams:
         ).with_overrides(**overrides)
 
 
-class DetectionOverrides(Protocol):
-    """A site's overrides of the model's rules (the worker's `detection` config); None keeps the model's."""
-
-    aggregation: str | None
-    local_threshold: float | None
-    global_threshold: float | None  # a confidence: mean_top_k, mean_thresholded
-    min_positive_windows: int | None  # positive_count's global threshold
-    top_k: int | None
-    window_seconds: float | None
-    hop_seconds: float | None
-
-
-def overrides_from(site: DetectionOverrides, model_aggregation: str) -> dict[str, Any]:
-    """DetectionParams overrides for a site; the global threshold is the one meant for the rule in force."""
-    rule = site.aggregation or model_aggregation
-    return {
-        "aggregation": site.aggregation,
-        "local_threshold": site.local_threshold,
-        "global_threshold": site.min_positive_windows if rule == "positive_count" else site.global_threshold,
-        "mean_top_k": site.top_k,
-        "window_s": site.window_seconds,
-        "hop_s": site.hop_seconds,
-    }
-
-
 class Detector:
     """A network plus detection parameters; scores are deterministic for the same audio and settings."""
 
@@ -129,16 +101,6 @@ class Detector:
         self.model_id = model_id
         self.precision = check_precision(precision)
         self._forward = fast_forward(network, self.precision)
-
-    @classmethod
-    def from_model(
-        cls, loaded: LoadedModel, site: DetectionOverrides | None = None, precision: Precision = "fp32"
-    ) -> Detector:
-        """A detector for a loaded model directory, with a site's overrides of its rules."""
-        config = loaded.config
-        overrides = overrides_from(site, config.global_prediction.aggregation_strategy) if site else {}
-        params = DetectionParams.from_config(config, **overrides)
-        return cls(loaded.network, params, model_id=config.model.name, precision=precision)
 
     def window_scores(self, signal: np.ndarray) -> list[float]:
         """P(call) for every strict window of a prepared (20 kHz, quantised) signal, in batches."""
