@@ -5,7 +5,8 @@
 For 1 and 2 threads: CPU seconds per minute of audio and real-time factor, for the unfused eager network,
 the folded channels-last network batched (the default path), and the folded network one window at a time;
 achieved GFLOP/s against a large fp32 matmul on the same threads (the practical ceiling); bf16 where the
-CPU has bf16 instructions; peak RSS. Figures depend on what else the machine runs: the load is printed.
+CPU has bf16 instructions; on 1 thread the opt-in torch.compile path (`compile`) and its one-time compile
+seconds; peak RSS. Figures depend on what else the machine runs: the load is printed.
 """
 
 from __future__ import annotations
@@ -135,23 +136,35 @@ def main() -> None:
     else:
         print("bf16: not measured, this CPU has no avx512_bf16/amx_bf16 (detect refuses --precision bf16)")
 
+    def row(threads: int, name: str, run: Callable[[], object], peak: float) -> None:
+        cpu, wall = measure(run, args.repeats)
+        achieved = len(starts) * flops / wall / 1e9
+        print(
+            f"{threads:>7}  {name:<44} {cpu * 60 / CLIP_S:>9.2f} {wall:>7.2f} {CLIP_S / wall:>11.1f} "
+            f"{achieved:>8.1f}  ({achieved / peak:.0%} of matmul)"
+        )
+
     print(
         f"\n{'threads':>7}  {'variant':<44} {'CPU s/min':>9} {'wall s':>7} {'x real time':>11} {'GFLOP/s':>8}"
     )
+    peaks = {}
     for threads in sorted({1, min(2, available_threads())}):
         torch.set_num_threads(threads)
-        peak = matmul_gflops(args.repeats)
+        peak = peaks[threads] = matmul_gflops(args.repeats)
         print(f"{threads:>7}  {'fp32 matmul 2048x2048 (ceiling)':<44} {'':>9} {'':>7} {'':>11} {peak:>8.1f}")
         for name, run in runs.items():
-            cpu, wall = measure(run, args.repeats)
-            achieved = len(starts) * flops / wall / 1e9
-            print(
-                f"{threads:>7}  {name:<44} {cpu * 60 / CLIP_S:>9.2f} {wall:>7.2f} {CLIP_S / wall:>11.1f} "
-                f"{achieved:>8.1f}  ({achieved / peak:.0%} of matmul)"
-            )
+            row(threads, name, run, peak)
+
+    # Compiled code is generated for the thread count in force, so only the worker's usual 1 thread.
+    torch.set_num_threads(1)
+    began = time.perf_counter()
+    compiled = Detector(network, params, compiled=True)
+    compile_s = time.perf_counter() - began
+    row(1, "compiled (inductor), batch 8 padded (e2e)", lambda: compiled.score_audio(audio, RATE), peaks[1])
+    print(f"{'':>7}  one-time compile (fold + inductor, batch 8): {compile_s:.1f} s")
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of one process scoring a clip with one Detector: {probe_rss:.0f} MiB")
-    print(f"peak RSS of this benchmark (four networks held at once): {peak_rss:.0f} MiB")
+    print(f"peak RSS of this benchmark (five networks held at once): {peak_rss:.0f} MiB")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

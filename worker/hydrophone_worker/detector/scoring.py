@@ -95,12 +95,21 @@ class Detector:
     """A network plus detection parameters; scores are deterministic for the same audio and settings."""
 
     def __init__(
-        self, network: nn.Module, params: DetectionParams, model_id: str = "", precision: Precision = "fp32"
+        self,
+        network: nn.Module,
+        params: DetectionParams,
+        model_id: str = "",
+        precision: Precision = "fp32",
+        compiled: bool = False,
     ):
+        """`compiled`: compile the network now (tens of seconds, once) for ~25% faster windows afterwards."""
         self.params = params
         self.model_id = model_id
         self.precision = check_precision(precision)
-        self._forward = fast_forward(network, self.precision)
+        self.compiled = compiled
+        self._forward = fast_forward(
+            network, self.precision, compile_batch=params.max_batch_size if compiled else None
+        )
 
     def window_scores(self, signal: np.ndarray) -> list[float]:
         """P(call) for every strict window of a prepared (20 kHz, quantised) signal, in batches."""

@@ -118,7 +118,11 @@ def load_scorer(config: WorkerConfig) -> Scorer:
     params = detection_params(config, loaded.config)
     try:
         detector = Detector(
-            loaded.network, params, loaded.config.model.name, precision=config.model.precision
+            loaded.network,
+            params,
+            loaded.config.model.name,
+            precision=config.model.precision,
+            compiled=config.model.compile,
         )
     except PrecisionUnsupported as exc:
         raise WorkerSetupError(f"model.precision: {exc}") from None
