@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
 import click
+
+# click only: the operator image has no torch (see tests/operator/test_import_boundary.py).
+from hydrophone_worker.cli import LazyGroup
 
 # name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
@@ -14,19 +15,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module, attr = target.split(":")
-        return getattr(import_module(module), attr)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hydrophone-operator")
 def main() -> None:
     """Run Orcasound Hydrophone resources on Kubernetes: one inference worker per hydrophone."""
