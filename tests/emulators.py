@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from tests.polling import wait_until
+
 ROOT = Path(__file__).resolve().parents[1]
 NODE_BIN = ROOT / "node_modules" / ".bin"
 HOST = "127.0.0.1"
@@ -195,12 +197,7 @@ class TrackSink:
         ]
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 15.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.05)
-        return predicate()
+        return wait_until(predicate, timeout_s)
 
 
 def _decode_track(body: bytes, encoding: str) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,19 +21,11 @@ from hydrophone_worker.publish.record import detection_id
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink, AzureSinkError
 
 from tests.emulators import AZURITE_KEY, Azurite, Cosmos, azurite_blob, cosmos_server
+from tests.polling import wait_until
 from tests.publish.conftest import FAST, LOCATION, START, create_azure_targets, make_clip, make_score
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(predicate, timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _documents(cosmos: Cosmos, names: AzureNames) -> list[dict]:
@@ -181,14 +172,15 @@ def test_outage_of_blob_and_cosmos_loses_and_duplicates_nothing(tmp_path: Path) 
                 outbox.put(make_clip(START + timedelta(hours=1, minutes=m)), make_score(), LOCATION)
                 for m in range(5)
             }
-            assert _wait(lambda: outbox.failures["azure"] >= 2)  # it keeps trying while both are down
+            # It keeps trying while both are down.
+            assert wait_until(lambda: outbox.failures["azure"] >= 2, timeout_s=30.0)
             assert outbox.depth == 5
             # In-memory emulators come back empty, as after a disaster; an admin recreates the containers
             # (the sink never creates them: with Azure AD it has no right to). Same ports, same client URLs.
             blob.emulator.start()
             server.emulator.start()
             create_azure_targets(blob, server, names)
-            assert _wait(lambda: outbox.depth == 0, timeout_s=60)
+            assert wait_until(lambda: outbox.depth == 0, timeout_s=60)
         finally:
             stop.set()
             worker.join(10)

@@ -18,18 +18,10 @@ from hydrophone_worker.publish import outbox as outbox_module
 from hydrophone_worker.publish.durable import SpoolError
 from hydrophone_worker.publish.outbox import Outbox
 
+from tests.polling import wait_until
 from tests.publish.conftest import FAST, LOCATION, START, RecordingSink, make_clip, make_score
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(predicate, timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_put_spools_everything_before_delivery_and_reput_is_a_noop(tmp_path: Path) -> None:
@@ -115,12 +107,12 @@ def test_run_delivers_after_an_outage_and_stops_promptly(tmp_path: Path) -> None
     thread.start()
     try:
         detection = outbox.put(make_clip(), make_score(), LOCATION)
-        assert _wait(lambda: sink.calls >= 6)  # retrying with backoff while down...
+        assert wait_until(lambda: sink.calls >= 6, timeout_s=20.0)  # retrying with backoff while down...
         calls = sink.calls
         time.sleep(0.3)
         assert sink.calls - calls <= 6  # ...without busy-looping (backoff capped at 0.2 s here)
         sink.failing = False
-        assert _wait(lambda: outbox.depth == 0)
+        assert wait_until(lambda: outbox.depth == 0, timeout_s=20.0)
         assert sink.delivered == [detection]
     finally:
         stop.set()
@@ -137,10 +129,10 @@ def test_run_survives_an_unexpected_error(tmp_path: Path, caplog: pytest.LogCapt
     thread = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        assert _wait(lambda: caplog.text.count("outbox delivery pass failed") >= 2)
+        assert wait_until(lambda: caplog.text.count("outbox delivery pass failed") >= 2, timeout_s=20.0)
         spool.mkdir()  # ...and came back
         detection = outbox.put(make_clip(), make_score(), LOCATION)
-        assert _wait(lambda: sink.delivered == [detection])
+        assert wait_until(lambda: sink.delivered == [detection], timeout_s=20.0)
     finally:
         stop.set()
         thread.join(5)
