@@ -20,9 +20,9 @@ import httpx
 
 from hydrophone_worker.domain import PACIFIC, Gap, Segment, utc
 from hydrophone_worker.source.accounting import gap, lead_gaps, outage_reason
-from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy, default_client
+from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
 from hydrophone_worker.source.layout import folders_prefix
-from hydrophone_worker.source.reading import ReaderStats, StreamFiles, Unavailable
+from hydrophone_worker.source.reading import StreamFiles, StreamReader, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def folders_for_range(folders: Sequence[int], start: datetime, end: datetime) ->
     return sorted(set(before[-1:] + [f for f in folders if start_epoch < f < end_epoch]))
 
 
-class RangeReader:
+class RangeReader(StreamReader):
     def __init__(
         self,
         base_url: str,
@@ -126,21 +126,11 @@ class RangeReader:
             raise ValueError(
                 f"range end {self.end.isoformat()} must be after its start {self.start.isoformat()}"
             )
-        self.stats = ReaderStats()
-        self._own_client = client is None
-        self._client = client or default_client()
+        super().__init__(client)
         # Historical mode never waits on the wall clock; retries of transient errors are the only pause.
         fetcher = Fetcher(self._client, policy=retry or RetryPolicy(), errors=self.stats.fetch_errors)
         self._files = StreamFiles(fetcher, base_url, stream_id)
         self._stale_after_s = stale_after_s
-
-    def events(self) -> Iterator[Segment | Gap]:
-        try:
-            yield from self._run()
-        finally:
-            self.stats.state = "stopped"
-            if self._own_client:
-                self._client.close()
 
     def _run(self) -> Iterator[Segment | Gap]:
         files = self._files

@@ -31,10 +31,10 @@ import httpx
 from hydrophone_worker.domain import Gap, GapReason, Segment, SegmentRef, utc
 from hydrophone_worker.source.accounting import GAP_TOLERANCE_S, gap, lead_gaps
 from hydrophone_worker.source.history import list_folders
-from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy, default_client
+from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
 from hydrophone_worker.source.layout import latest_url, parse_latest
 from hydrophone_worker.source.playlist import Playlist
-from hydrophone_worker.source.reading import ReaderStats, StreamFiles, Unavailable
+from hydrophone_worker.source.reading import StreamFiles, StreamReader, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ _TOLERANCE = timedelta(seconds=GAP_TOLERANCE_S)
 _KNOWN_STARTS_KEPT = 64  # sliding windows are ~5 entries; this only has to outlive one window
 
 
-class LiveReader:
+class LiveReader(StreamReader):
     def __init__(
         self,
         base_url: str,
@@ -69,7 +69,7 @@ class LiveReader:
                 raise ValueError(f"{name} must be positive, got {value}")
         if missing_grace_s < 0:
             raise ValueError(f"missing_grace_s must be zero or more, got {missing_grace_s}")
-        self.stats = ReaderStats()
+        super().__init__(client)
         self.stream_id = stream_id
         self.poll_interval_s = poll_interval_s
         self.max_poll_interval_s = max(max_poll_interval_s, poll_interval_s)
@@ -80,8 +80,6 @@ class LiveReader:
         # Waiting on the stop event (not time.sleep) lets a stop end a long node-down backoff at once.
         self._sleep = sleep or self._stop.wait
         self._clock = clock
-        self._own_client = client is None
-        self._client = client or default_client()
         fetcher = Fetcher(
             self._client, sleep=self._sleep, policy=retry or RetryPolicy(), errors=self.stats.fetch_errors
         )
@@ -99,14 +97,6 @@ class LiveReader:
         self._cursor = utc(start_at) if start_at is not None else None
         self._missing_since: dict[tuple[int, int], float] = {}
         self._last_growth = clock()
-
-    def events(self) -> Iterator[Segment | Gap]:
-        try:
-            yield from self._run()
-        finally:
-            self.stats.state = "stopped"
-            if self._own_client:
-                self._client.close()
 
     def _run(self) -> Iterator[Segment | Gap]:
         interval = self.poll_interval_s

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+import httpx
+
 from hydrophone_worker.domain import Gap, Segment, SegmentRef
 from hydrophone_worker.source.decode import DecodeError, decode_segment
-from hydrophone_worker.source.http import Fetcher, FetchError
+from hydrophone_worker.source.http import Fetcher, FetchError, default_client
 from hydrophone_worker.source.layout import playlist_url, segment_url
 from hydrophone_worker.source.playlist import Playlist, PlaylistError, parse_playlist
 
@@ -35,6 +37,27 @@ class ReaderStats:
             self.last_segment_time = event.ref.end
         else:
             self.gaps_reported[event.reason] += event.seconds
+
+
+class StreamReader:
+    """What both readers share: stats, an owned-or-borrowed HTTP client, and `events()` around `_run()`."""
+
+    def __init__(self, client: httpx.Client | None) -> None:
+        self.stats = ReaderStats()
+        self._own_client = client is None
+        self._client = client or default_client()
+
+    def events(self) -> Iterator[Segment | Gap]:
+        """Time-ordered segments and gaps; every second of stream time appears exactly once."""
+        try:
+            yield from self._run()
+        finally:
+            self.stats.state = "stopped"
+            if self._own_client:
+                self._client.close()
+
+    def _run(self) -> Iterator[Segment | Gap]:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
