@@ -163,8 +163,6 @@ func main() { etcdmain.Main(os.Args) }
 
 
 def go(args: Sequence[str], cwd: Path, log: Path) -> None:
-    if shutil.which("go") is None:
-        raise ControlPlaneError("`go` is not on PATH: install Go 1.26 to build the control plane binaries")
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
     with log.open("a") as out:
         out.write(f"$ go {' '.join(args)}\n")
@@ -236,6 +234,8 @@ def ensure_binaries() -> Binaries:
     target = binaries(root)
     if not target.missing():
         return target
+    if shutil.which("go") is None:
+        raise ControlPlaneError("`go` is not on PATH: install Go 1.26 to build the control plane binaries")
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
