@@ -97,6 +97,8 @@ def prepare_round(
     for item in assembler.flush():
         _handle(item, spec, scorer, dataset, summary, on_progress)
         _advance(checkpoint, item)
+    # The reader ended: the range is done, even when its last milliseconds were too short to be a gap.
+    checkpoint.write(max(spec.end, checkpoint.read() or spec.end))
     return summary
 
 
