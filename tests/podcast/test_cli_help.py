@@ -10,7 +10,8 @@ PROBE = """
 import json, sys
 from click.testing import CliRunner
 from hydrophone_worker.cli import main
-outputs = [CliRunner().invoke(main, args).output for args in (["podcast", "--help"], ["podcast", "prepare", "--help"])]
+helps = (["podcast", "--help"], ["podcast", "prepare", "--help"])
+outputs = [CliRunner().invoke(main, args).output for args in helps]
 print(json.dumps({"modules": sorted(sys.modules), "outputs": outputs}))
 """
 
