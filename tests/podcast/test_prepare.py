@@ -168,10 +168,11 @@ def test_bad_input_gets_one_clean_line(
 
 
 def test_an_unknown_stream_says_what_to_check(archive: Archive, invoke: Invoke, tmp_path: Path) -> None:
-    args = prepare_args(archive, tmp_path)
+    args = prepare_args(archive, tmp_path / "round")
     args[args.index("--stream") + 1] = "rpi_no_such_node"
     line = one_line_error(invoke(args))
     assert "no stream 'rpi_no_such_node'" in line and "--base-url" in line
+    assert not (tmp_path / "round").exists()  # a typo leaves no empty dataset folder behind
 
 
 def test_an_unwritable_dataset_folder_is_refused_before_scoring(

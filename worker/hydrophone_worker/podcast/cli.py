@@ -209,9 +209,9 @@ def prepare(
             service = blob_service(connection_string)
         except UploadSetupError as exc:
             raise click.UsageError(str(exc)) from None
-    dataset = _dataset(dataset_folder)
     bucket = base_url or DEFAULT_BASE_URL
     _check_stream_exists(bucket, stream_id)
+    dataset = _dataset(dataset_folder)  # after the cheap checks: a typo leaves no empty folder behind
     detector = _load_detector(
         model_dir or _default_model_dir(), window_s, hop_s, precision, threads, compiled
     )
@@ -230,13 +230,14 @@ def prepare(
         round_id=round_id,
         threshold=annotation_threshold,
         account_url=account_url(service) if service is not None else UPSTREAM_ACCOUNT_URL,
+        base_url=bucket,
         model_name=detector.model_id,
         window_s=detector.params.window_s,
         hop_s=detector.params.hop_s,
         precision=detector.precision,
     )
     try:
-        summary = _score(spec, detector, dataset, bucket, console)
+        summary = _score(spec, detector, dataset, console)
         report = _upload(service, round_id, dataset, console) if upload and service is not None else None
     except KeyboardInterrupt:
         console.print("interrupted: re-run the same command to resume where it stopped")
@@ -273,14 +274,14 @@ def _progress(console: Console) -> Any:
     )
 
 
-def _score(spec: Any, detector: Any, dataset: Any, bucket: str, console: Console) -> PrepareSummary:
+def _score(spec: Any, detector: Any, dataset: Any, console: Console) -> PrepareSummary:
     from hydrophone_worker.podcast.dataset import DatasetError
     from hydrophone_worker.podcast.prepare import prepare_round
     from hydrophone_worker.service.checkpoint import CheckpointError
     from hydrophone_worker.source.history import RangeReader
 
     def events(start_at: datetime) -> Any:
-        return RangeReader(bucket, spec.stream_id, start_at, spec.end).events()
+        return RangeReader(spec.base_url, spec.stream_id, start_at, spec.end).events()
 
     with _progress(console) as progress:
         task = progress.add_task(f"{spec.stream_id} scoring", total=(spec.end - spec.start).total_seconds())

@@ -47,6 +47,7 @@ class RoundSpec:
     round_id: str
     threshold: float
     account_url: str  # where the audio blobs live: the JSON "uri"s point there
+    base_url: str  # the bucket the audio is read from
     model_name: str
     window_s: float
     hop_s: float
