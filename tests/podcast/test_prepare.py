@@ -202,3 +202,20 @@ def test_a_malformed_connection_string_is_refused_without_being_echoed(
     assert result.exit_code == 2
     assert "PODCAST_AZURE_STORAGE_CONNECTION_STRING" in one_line_error(result)
     assert "SECRET" not in result.output
+
+
+def test_a_write_failure_while_scoring_is_one_line(archive: Archive, invoke: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "predictions.tsv").mkdir()  # something in the way of the TSV
+    result = invoke(prepare_args(archive, tmp_path))
+    assert result.exit_code == 1
+    assert "predictions.tsv" in one_line_error(result)
+
+
+def test_an_unreachable_bucket_is_one_line(invoke: Invoke, archive: Archive, tmp_path: Path) -> None:
+    from tests.podcast.conftest import closed_port
+
+    args = prepare_args(archive, tmp_path)
+    args[args.index("--base-url") + 1] = f"http://127.0.0.1:{closed_port()}/bucket"
+    result = invoke(args)
+    assert result.exit_code == 1
+    assert "--base-url" in one_line_error(result)

@@ -132,3 +132,31 @@ def test_an_outage_mid_upload_leaves_what_was_uploaded_and_a_rerun_finishes(
     unchanged = direct.upload(dataset, [first, second])
     assert (unchanged.uploaded, unchanged.existing) == (0, 4)
     assert etags(service, "podcast-audiosegments", f"{round_id}/") == before
+
+
+def test_refused_credentials_stop_the_upload_with_the_fix(
+    archive: Archive, invoke: Invoke, azurite: Azurite, tmp_path: Path, round_id: str
+) -> None:
+    wrong_key = "d3Jvbmcta2V5" * 7 + "AA=="
+    connection = azurite.connection_string.replace(AZURITE_KEY, wrong_key)
+    result = invoke(prepare_args(archive, tmp_path, "--upload", round_id=round_id), connection)
+    assert result.exit_code == 1
+    assert (
+        "refused our credentials" in result.output
+        and "check PODCAST_AZURE_STORAGE_CONNECTION_STRING" in result.output
+    )
+    assert wrong_key not in result.output and "retrying" not in result.output  # not an outage: no retries
+
+
+def test_a_listed_clip_whose_files_are_gone_is_reported(
+    archive: Archive, invoke: Invoke, azurite: Azurite, tmp_path: Path, round_id: str
+) -> None:
+    assert invoke(prepare_args(archive, tmp_path, round_id=round_id)).exit_code == 0
+    dataset = DatasetFolder(tmp_path)
+    first, second = dataset.clips()
+    dataset.files(second).json.unlink()
+    report = RoundUploader(blob_service(azurite.connection_string), round_id, policy=FAST).upload(
+        dataset, [first, second]
+    )
+    assert (report.clips_done, report.left) == (1, [second])
+    assert report.problem is not None and f"{second}.json is missing" in report.problem

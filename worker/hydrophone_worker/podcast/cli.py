@@ -66,7 +66,10 @@ def _check_stream_exists(base_url: str, stream_id: str) -> None:
         try:
             folders = list_folders(Fetcher(client), base_url, stream_id)
         except FetchError as exc:
-            raise click.ClickException(f"cannot list the stream's folders: {exc}") from None
+            raise click.ClickException(
+                f"cannot list the folders of {stream_id} in --base-url {base_url}: {exc} — fix: check "
+                "the URL and the network"
+            ) from None
     if not folders:
         raise click.BadParameter(
             f"no stream {stream_id!r} at {base_url} (nothing under {stream_id}/hls/) — fix: check the stream "
