@@ -63,7 +63,7 @@ try {
       [tr.dataset.reason, ...[...tr.querySelectorAll("td")].slice(1).map((td) => td.textContent)]),
   }));
   out.first = await view();
-  if (plan.screenshot) await page.screenshot({ path: plan.screenshot, fullPage: false });
+  if (plan.screenshot) await page.screenshot({ path: plan.screenshot, fullPage: true });
 
   out.older = [];
   while (!(await page.locator("#older").isDisabled())) {
@@ -75,11 +75,11 @@ try {
 
   await page.fill("#min-confidence", String(plan.minConfidence));
   out.minConfidence = await view();
-  await page.click("#reset");
+  await page.click("#clear-filters");
   await page.fill("#from", plan.fromDate);
   await page.fill("#to", plan.toDate);
   out.dateRange = await view();
-  await page.click("#reset");
+  await page.click("#clear-filters");
   out.reset = await view();
 
   // Play the first card's last positive window: the audio must start there.

@@ -52,7 +52,7 @@ def test_a_redelivered_detection_replaces_its_card(tmp_path: Path) -> None:
     deliver(tmp_path, sink, [0, 1])
     deliver(tmp_path / "again", sink, [0])  # another spool re-publishes minute 0
     cards = read_page(tmp_path / "detections" / STREAM / "review" / "page-000001.js")
-    assert [c["timestamp"][11:19] for c in cards] == ["22:12:18", "22:11:18"]
+    assert [c["timestamp"][11:19] for c in cards] == ["22:11:18", "22:12:18"]
     assert summary(tmp_path / "detections" / STREAM)["detections"] == 2
 
 

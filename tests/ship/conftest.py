@@ -81,7 +81,9 @@ def full_values() -> dict[str, Any]:
             "prometheusRule": {"enabled": True, "labels": {"release": "prom"}, "ruleLabels": {"team": "orcasound"}},
             "grafanaDashboard": {
                 "enabled": True,
-                "labels": {"grafana_dashboard": "1"},
+                "sidecarLabel": "grafana_dashboard",
+                "sidecarLabelValue": "1",
+                "labels": {"team": "orcasound"},
                 "annotations": {"grafana_folder": "Hydrophones"},
                 "namespace": "prometheus",
             },

@@ -35,10 +35,16 @@ def test_off_by_default_and_labelled_for_the_sidecar(render: Render) -> None:
 
 def test_label_namespace_and_annotations_are_configurable(render: Render) -> None:
     configmap, _ = dashboard(
-        render, labels={"dashboards": "hydrophones"}, namespace="grafana", annotations={"grafana_folder": "Orcas"}
+        render,
+        sidecarLabel="dashboards",
+        sidecarLabelValue="hydrophones",
+        labels={"team": "orcasound"},
+        namespace="grafana",
+        annotations={"grafana_folder": "Orcas"},
     )
-    assert configmap["metadata"]["labels"]["dashboards"] == "hydrophones"
-    assert "grafana_dashboard" not in configmap["metadata"]["labels"]
+    labels = configmap["metadata"]["labels"]
+    assert labels["dashboards"] == "hydrophones" and labels["team"] == "orcasound"
+    assert "grafana_dashboard" not in labels
     assert configmap["metadata"]["namespace"] == "grafana"
     assert configmap["metadata"]["annotations"] == {"grafana_folder": "Orcas"}
 

@@ -90,9 +90,11 @@ def read_page(path: Path) -> list[dict[str, Any]]:
 
 
 def upsert(cards: Sequence[Mapping[str, Any]], new: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The page's cards with `new` replacing the card of the same id, or appended (a re-delivery is no copy)."""
-    out = [dict(c) for c in cards if c.get("id") != new["id"]]
-    out.append(dict(new))
+    """The page's cards with `new` replacing the card of the same id in place, or appended (a re-delivery
+    makes no copy)."""
+    out = [dict(new) if c.get("id") == new["id"] else dict(c) for c in cards]
+    if all(c.get("id") != new["id"] for c in cards):
+        out.append(dict(new))
     return out
 
 
