@@ -70,8 +70,10 @@ try {
     await page.click("#older");
     out.older.push(await view());
   }
-  await page.click("#newer");
-  out.backOne = await view();
+  if (out.older.length) {
+    await page.click("#newer");
+    out.backOne = await view();
+  }
 
   await page.fill("#min-confidence", String(plan.minConfidence));
   out.minConfidence = await view();

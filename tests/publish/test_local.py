@@ -1,4 +1,4 @@
-"""The local sink: files, an append-only journal and the review page's data (tests/publish/test_review*.py)."""
+"""The local sink: files, an append-only journal and the review page's data (more in test_review*.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def test_files_journal_and_review_page(tmp_path: Path) -> None:
 
     # Every file a card links to resolves inside the folder (the folder can be copied anywhere).
     cards = read_page(folder / "review" / "page-000001.js")
-    assert [c["timestamp"] for c in cards] == [r["timestamp"] for r in read_journal(folder / "detections.jsonl")]
+    assert [c["timestamp"] for c in cards] == [
+        r["timestamp"] for r in read_journal(folder / "detections.jsonl")
+    ]
     links = [c[key] for c in cards for key in ("wav", "png", "json")]
     assert len(links) == 6 and all((folder / link).is_file() for link in links)
     # No network: the viewer loads only relative scripts and files.

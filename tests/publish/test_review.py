@@ -82,7 +82,9 @@ def test_the_header_counts_the_results_log_incrementally(tmp_path: Path) -> None
     sink = LocalSink(tmp_path / "detections", results_log=results)
     folder = tmp_path / "detections" / STREAM
     _log_minute(log, 0, positive=True)
-    down = Gap(START + timedelta(minutes=1), START + timedelta(minutes=1, seconds=582), "node-down", "no data")
+    down = Gap(
+        START + timedelta(minutes=1), START + timedelta(minutes=1, seconds=582), "node-down", "no data"
+    )
     log.append(gap_line(STREAM, down), down.end)
     sink.refresh(STREAM)
     scan = summary(folder)["scan"]
@@ -95,7 +97,9 @@ def test_the_header_counts_the_results_log_incrementally(tmp_path: Path) -> None
     # Later lines are added to the figures; a line still being written waits for the next refresh.
     for minute in (11, 12):
         _log_minute(log, minute, positive=False)
-    restart = Gap(START + timedelta(minutes=13), START + timedelta(minutes=13, seconds=20), "stream-restart", "")
+    restart = Gap(
+        START + timedelta(minutes=13), START + timedelta(minutes=13, seconds=20), "stream-restart", ""
+    )
     log.append(gap_line(STREAM, restart), restart.end)
     with results.open("a") as handle:
         handle.write('{"kind": "clip", "positive": tr')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from datetime import timedelta
@@ -31,7 +32,7 @@ RATE = 8_000  # small WAVs; the browser only has to seek in them
 
 
 def _score(peak_window: int, level: float, model_id: str = "demo-model") -> Any:
-    """29 windows (3 s, hop 2 s) quiet except two neighbours at `level`, thresholds 0.5 / 0.6 as production."""
+    """29 windows (3 s, hop 2 s), quiet but for two neighbours at `level`; thresholds 0.5 / 0.6."""
     scores = [0.05] * 29
     scores[peak_window] = scores[peak_window + 1] = level
     score = make_score(tuple(scores), model_id=model_id)
@@ -39,7 +40,15 @@ def _score(peak_window: int, level: float, model_id: str = "demo-model") -> Any:
 
 
 # (day offset, first positive window, level): seven detections over three days, confidences 65..95 %.
-DETECTIONS = [(0, 20, 0.65), (0, 3, 0.70), (1, 10, 0.75), (1, 25, 0.80), (1, 5, 0.85), (2, 14, 0.90), (2, 7, 0.95)]
+DETECTIONS = [
+    (0, 20, 0.65),
+    (0, 3, 0.70),
+    (1, 10, 0.75),
+    (1, 25, 0.80),
+    (1, 5, 0.85),
+    (2, 14, 0.90),
+    (2, 7, 0.95),
+]
 NODE_DOWN_S = 582.0
 
 
@@ -96,8 +105,6 @@ def browse(site: Path, screenshot: Path | None, **plan: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def seen(review_site: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # REVIEW_SCREENSHOT=path keeps a screenshot to look at; it is never committed.
-    import os
-
     shot = os.environ.get("REVIEW_SCREENSHOT")
     return browse(
         review_site,
@@ -129,9 +136,13 @@ def test_cards_are_paged_newest_first(seen: dict[str, Any], review_site: Path) -
     assert [c["confidence"] for c in seen["first"]["cards"]] == [95.0, 90.0, 85.0]
 
 
-def test_each_card_has_its_media_links_curve_and_play_buttons(seen: dict[str, Any], review_site: Path) -> None:
+def test_each_card_has_its_media_links_curve_and_play_buttons(
+    seen: dict[str, Any], review_site: Path
+) -> None:
     for card in [c for p in [seen["first"], *seen["older"]] for c in p["cards"]]:
-        assert card["img"].endswith(".png") and card["audio"] == card["wav"] and card["json"].endswith(".json")
+        assert (
+            card["img"].endswith(".png") and card["audio"] == card["wav"] and card["json"].endswith(".json")
+        )
         assert all((review_site / card[key]).is_file() for key in ("img", "wav", "json"))
         assert card["curvePoints"] == 29  # every window, not just the positive ones
         assert card["thresholds"] == [{"kind": "local", "value": 0.5}, {"kind": "global", "value": 0.6}]

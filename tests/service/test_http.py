@@ -106,7 +106,7 @@ def test_metrics_exposition(parts) -> None:
     assert 'hydrophone_clip_scoring_seconds_count{stream="rpi_sim"} 3.0' in text
     assert 'hydrophone_segment_fetch_errors_total{kind="http-5xx",stream="rpi_sim"} 3.0' in text
     assert 'hydrophone_ready{stream="rpi_sim"} 0.0' in text  # until the worker says it is ready
-    assert 'hydrophone_deliveries_total' not in text  # no outbox yet: no sinks to count for
+    assert "hydrophone_deliveries_total" not in text  # no outbox yet: no sinks to count for
 
 
 def test_deliveries_are_counted_per_sink_at_scrape_time(parts) -> None:

@@ -78,7 +78,11 @@ def full_values() -> dict[str, Any]:
             "namespace": "prometheus",
             "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}},
             "serviceMonitor": {"enabled": True, "interval": "60s", "labels": {"release": "prom"}},
-            "prometheusRule": {"enabled": True, "labels": {"release": "prom"}, "ruleLabels": {"team": "orcasound"}},
+            "prometheusRule": {
+                "enabled": True,
+                "labels": {"release": "prom"},
+                "ruleLabels": {"team": "orcasound"},
+            },
             "grafanaDashboard": {
                 "enabled": True,
                 "sidecarLabel": "grafana_dashboard",

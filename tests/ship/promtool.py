@@ -1,4 +1,4 @@
-"""Where promtool is: $PROMTOOL (set by `make test`), else the Makefile's cache path for its pinned version."""
+"""Where promtool is: $PROMTOOL (set by `make test`), else the Makefile's cache path for its version."""
 
 from __future__ import annotations
 
@@ -17,5 +17,7 @@ def promtool_path() -> Path:
         version = re.search(r"^PROMTOOL_VERSION \?= (\S+)$", (REPO / "Makefile").read_text(), re.M)
         assert version, "PROMTOOL_VERSION is missing from the Makefile"
         path = Path.home() / ".cache" / "hydrophone-operator" / f"promtool-{version[1]}" / "promtool"
-    assert path.is_file(), f"promtool not found at {path}: run `make promtool` (builds it from the Go module proxy)"
+    assert path.is_file(), (
+        f"promtool not found at {path}: run `make promtool` (builds it from the Go module proxy)"
+    )
     return path

@@ -1,5 +1,5 @@
-"""The chart's PrometheusRule, rendered by the real Helm SDK and run by `promtool test rules` on series shaped
-like the worker's real ones (names from tests/ship/metric_names.py, labels as a PodMonitor scrape adds them)."""
+"""The chart's PrometheusRule, rendered by the real Helm SDK and run by `promtool test rules` on series
+shaped like the worker's real ones (the worker's metric names, labels as a PodMonitor scrape adds them)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,12 @@ def cases(rule: dict[str, Any]) -> list[dict[str, Any]]:
                     "eval_time": "16m",
                     "alertname": "HydrophoneLagHigh",
                     "exp_alerts": [
-                        expected(rule, "HydrophoneLagHigh", lag, "rpi_orcasound_lab is 11m 40s behind the live stream")
+                        expected(
+                            rule,
+                            "HydrophoneLagHigh",
+                            lag,
+                            "rpi_orcasound_lab is 11m 40s behind the live stream",
+                        )
                     ],
                 },
             ],
@@ -85,13 +90,16 @@ def cases(rule: dict[str, Any]) -> list[dict[str, Any]]:
                     "alertname": "HydrophoneNodeDown",
                     "exp_alerts": [
                         expected(
-                            rule, "HydrophoneNodeDown", node_down, "rpi_orcasound_lab has published no audio for 31m 0s"
+                            rule,
+                            "HydrophoneNodeDown",
+                            node_down,
+                            "rpi_orcasound_lab has published no audio for 31m 0s",
                         )
                     ],
                 },
             ],
         },
-        {  # a clip a minute until minute 10 (both decisions exist as series), then none; the other keeps going.
+        {  # a clip a minute until minute 10 (both decisions as series), then none; the other keeps going.
             "interval": "1m",
             "input_series": [
                 series("hydrophone_clips_total", {**SITE, "decision": "negative"}, "0+1x10 10x30"),
@@ -147,7 +155,10 @@ def cases(rule: dict[str, Any]) -> list[dict[str, Any]]:
                     'pod="hydrophone-worker-5c4b-fghij"}',
                     "values": "1x5 0x20",
                 },
-                {"series": 'up{job="node-exporter", namespace="monitoring", pod="node-exporter-1"}', "values": "0x25"},
+                {
+                    "series": 'up{job="node-exporter", namespace="monitoring", pod="node-exporter-1"}',
+                    "values": "0x25",
+                },
             ],
             "alert_rule_test": [
                 {"eval_time": "15m", "alertname": "HydrophoneWorkerNotReady", "exp_alerts": []},
@@ -205,7 +216,8 @@ def test_promtool_unit_tests_pass(rule: dict[str, Any], tmp_path: Path) -> None:
     tests_file = tmp_path / "tests.yaml"
     tests_file.write_text(
         yaml.safe_dump(
-            {"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": cases(rule)}, sort_keys=False
+            {"rule_files": [rules_file.name], "evaluation_interval": "1m", "tests": cases(rule)},
+            sort_keys=False,
         )
     )
     done = subprocess.run(

@@ -1,4 +1,4 @@
-"""The chart's Grafana dashboard ConfigMap: what the sidecar needs, and panels that query real worker metrics."""
+"""The chart's Grafana dashboard ConfigMap: what the sidecar needs, panels that query real worker metrics."""
 
 from __future__ import annotations
 

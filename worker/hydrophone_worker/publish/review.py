@@ -168,7 +168,7 @@ def complete_lines(data: bytes) -> tuple[list[bytes], int]:
 
 
 def advance(scan: Scan, results_log: Path) -> Scan:
-    """Count the results log's lines written since the last call (a shorter log, e.g. a new one, starts over)."""
+    """Count the results log's lines written since the last call (a shorter log, a new one, starts over)."""
     try:
         size = results_log.stat().st_size
     except FileNotFoundError:

@@ -15,7 +15,7 @@ from typing import Any
 
 from hydrophone_worker.publish.durable import describe, ensure_writable, write_atomic
 from hydrophone_worker.publish.outbox import OutboxEntry
-from hydrophone_worker.publish.review import PAGE_SIZE, ReviewSite, card
+from hydrophone_worker.publish.review import PAGE_SIZE, VIEWER, ReviewSite, card
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class LocalSink:
         folder = self.directory / stream_id
         records = read_journal(folder / JOURNAL)
         ReviewSite(folder, stream_id, self.page_size).refresh(len(records), self.results_log)
-        return folder / "index.html"
+        return folder / VIEWER
 
     def deliver(self, entry: OutboxEntry) -> None:
         folder = self.directory / entry.stream_id
