@@ -30,7 +30,7 @@ chromium:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 # promtool for `promtool test rules` on the chart's alerts (tests/ship/test_alerts.py), built once per
-# version from the Go module proxy into a cache outside the repository (~6 min cold on 2 cores, see README).
+# version from the Go module proxy into a cache outside the repository (cold: ~9 CPU-minutes, see README).
 PROMTOOL_VERSION ?= v0.316.0
 PROMTOOL_DIR ?= $(HOME)/.cache/hydrophone-operator/promtool-$(PROMTOOL_VERSION)
 export PROMTOOL := $(PROMTOOL_DIR)/promtool

@@ -63,7 +63,7 @@ def test_live_run_detects_calls_reports_them_and_stops_gracefully(moto_endpoint,
     assert [c["positive"] for c in clips] == [True, True, False]
     assert_contiguous(clips)
     assert_calls_found(sim, clips, calls)
-    # The local sink: one record per positive clip, stamped with the clip start, and the gallery.
+    # The local sink: one record per positive clip, stamped with the clip start, and the review page.
     records = journal(tmp_path, sim.stream_id)
     assert [r["timestamp"] for r in records] == [c["start"] for c in clips[:2]]
     assert len({r["id"] for r in records}) == 2
