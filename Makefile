@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench clean chromium promtool
 
 # torch goes in first and pinned: the machine holds a local CPU wheel of 2.13.0; any other
 # resolution pulls a multi-GB CUDA build.
@@ -16,12 +16,31 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[worker,sim,operator,dev]'
 	touch $@
 
-# Azurite and the Cosmos emulator, pinned in package-lock.json; tests start them on 127.0.0.1.
+# Azurite, the Cosmos emulator and playwright-core, pinned in package-lock.json; tests start the emulators
+# on 127.0.0.1. playwright-core drives Debian's chromium (below): it must never download a browser.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) $(NODE_STAMP)
+# Debian's chromium for the review page's browser test (tests/publish/test_review_browser.py).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+# promtool for `promtool test rules` on the chart's alerts (tests/ship/test_alerts.py), built once per
+# version from the Go module proxy into a cache outside the repository (cold: ~9 CPU-minutes, see README).
+PROMTOOL_VERSION ?= v0.316.0
+PROMTOOL_DIR ?= $(HOME)/.cache/hydrophone-operator/promtool-$(PROMTOOL_VERSION)
+export PROMTOOL := $(PROMTOOL_DIR)/promtool
+$(PROMTOOL):
+	rm -rf $(PROMTOOL_DIR).tmp
+	GOBIN=$(PROMTOOL_DIR).tmp GOFLAGS=-buildvcs=false go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	rm -rf $(PROMTOOL_DIR) && mv $(PROMTOOL_DIR).tmp $(PROMTOOL_DIR)
+promtool: $(PROMTOOL)
+
+setup: $(STAMP) $(NODE_STAMP) chromium promtool
 
 test: setup
 	$(VENV)/bin/ruff check .

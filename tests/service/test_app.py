@@ -78,6 +78,7 @@ def test_fresh_live_start_is_delay_seconds_behind_now(tmp_path, monkeypatch) -> 
     assert readers[0].start_at == NOW - timedelta(seconds=90)
     snapshot = worker.status.snapshot()
     assert snapshot.state == "stopped" and snapshot.model_tag == "never" and snapshot.ready
+    assert b'hydrophone_ready{stream="rpi_bush_point"} 1.0' in worker.metrics.render()
 
 
 def test_restart_within_max_backfill_resumes_at_the_checkpoint(tmp_path, monkeypatch) -> None:
@@ -118,6 +119,7 @@ def test_setup_failure_marks_the_worker_failed(tmp_path, monkeypatch) -> None:
         worker.run()
     snapshot = worker.status.snapshot()
     assert snapshot.state == "failed" and not snapshot.ready and "no such model directory" in snapshot.error
+    assert b'hydrophone_ready{stream="rpi_bush_point"} 0.0' in worker.metrics.render()
 
 
 def test_json_log_lines_carry_the_structured_fields() -> None:

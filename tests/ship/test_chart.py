@@ -28,7 +28,7 @@ from tests.ship.conftest import (
 OLDEST_SUPPORTED, NEWEST_SHIPPED = "1.29.0", kubernetes_validate.latest_version()
 # Custom resources: kubernetes-validate has no schema for them. Hydrophones are checked against our CRD,
 # the Prometheus Operator monitors against its published models and the objects they must select.
-CUSTOM_KINDS = {"Hydrophone", "ServiceMonitor", "PodMonitor"}
+CUSTOM_KINDS = {"Hydrophone", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
 VALUE_SETS = {"default": dict, "full": full_values}
 
 
@@ -82,7 +82,8 @@ def test_full_values_add_sites_monitors_and_network_policy(render: Render, hydro
     thresholds = {name: hp["spec"]["detection"]["globalThreshold"] for name, hp in hydrophones.items()}
     assert thresholds.pop("bush-point") == 0.90 and thresholds.pop("north-sjc") == 0.95
     assert set(thresholds.values()) == {0.6}
-    assert {"PodMonitor", "ServiceMonitor", "NetworkPolicy"} <= {obj["kind"] for obj in objects}
+    kinds = {obj["kind"] for obj in objects}
+    assert {"PodMonitor", "ServiceMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy"} <= kinds
 
 
 def test_operator_deployment_is_single_restricted_and_probed(render: Render) -> None:
@@ -211,7 +212,7 @@ def test_orcasound_values_declare_the_example_sites(render: Render) -> None:
     assert from_chart == examples
 
 
-@pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor"])
+@pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor", "PrometheusRule"])
 def test_monitors_match_the_prometheus_operator_schema(render: Render, kind: str) -> None:
     """Checked with the Prometheus Operator's published models: types and patterns by validation, unknown
     fields by the round trip (the models drop what they do not know)."""

@@ -122,6 +122,9 @@ class ClipScore:
     positive: bool  # the clip decision
     processing_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    # The rule's thresholds, for reviewers (the score curve draws them); None when the scorer did not say.
+    local_threshold: float | None = None
+    global_threshold: float | None = None  # a count of positive seconds for positive_count
 
     @property
     def positive_segments(self) -> tuple[ScoredSegment, ...]:

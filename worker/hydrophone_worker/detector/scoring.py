@@ -147,6 +147,8 @@ class Detector:
             global_confidence=verdict.global_confidence,
             positive=verdict.positive,
             processing_s=time.perf_counter() - began,
+            local_threshold=p.local_threshold,
+            global_threshold=p.global_threshold,
         )
 
     def score_clip(self, clip: Clip) -> ClipScore:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hydrophone_worker.config import AzureSinkConfig, PublishConfig
@@ -84,14 +85,18 @@ def build_sinks(
     publish_config: PublishConfig,
     env: Mapping[str, str],
     credential: Callable[[], TokenCredential] = _default_credential,
+    *,
+    results_log: Path | None = None,
 ) -> list[Sink]:
-    """The configured sinks, in config order, then telemetry if enabled. Empty when publishing is off."""
+    """The configured sinks, in config order, then telemetry if enabled. Empty when publishing is off.
+
+    `results_log`: the worker's --results-log, which the local sink's review page summarises."""
     if not publish_config.enabled:
         return []
     sinks: list[Sink] = []
     for kind in publish_config.sinks:
         if kind == "local":
-            sinks.append(LocalSink(publish_config.local.dir))
+            sinks.append(LocalSink(publish_config.local.dir, results_log=results_log))
         else:
             sinks.append(azure_sink(publish_config.azure, env, credential))
     if publish_config.telemetry.enabled:

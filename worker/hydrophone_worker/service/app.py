@@ -139,14 +139,16 @@ def load_scorer(config: WorkerConfig) -> Scorer:
     return detector
 
 
-def build_outbox(config: WorkerConfig, env: Mapping[str, str]) -> Outbox | None:
+def build_outbox(
+    config: WorkerConfig, env: Mapping[str, str], results_log: Path | None = None
+) -> Outbox | None:
     if not config.publish.enabled:
         return None  # detect and log only; also spares importing the Azure SDKs
     from hydrophone_worker.publish.durable import SpoolError
     from hydrophone_worker.publish.factory import PublishSetupError, build_sinks
 
     try:
-        sinks = build_sinks(config.publish, env)
+        sinks = build_sinks(config.publish, env, results_log=results_log)
         return Outbox(config.state.dir / "outbox", sinks) if sinks else None
     except (PublishSetupError, SpoolError) as exc:
         raise WorkerSetupError(str(exc)) from None
@@ -174,6 +176,7 @@ class Worker:
         stream_id = config.stream.stream_id
         self.status = WorkerStatus(stream_id)
         self.metrics = WorkerMetrics(stream_id)
+        self.metrics.ready.labels(stream_id).set_function(lambda: float(self.status.snapshot().ready))
         self.server = HealthServer(
             config.server.host,
             config.server.port,
@@ -199,10 +202,11 @@ class Worker:
         self.status.update(
             model_tag=self.config.model.tag or scorer.model_id, not_ready_reason="preparing sinks"
         )
-        outbox = build_outbox(self.config, self.env)
+        outbox = build_outbox(self.config, self.env, self.options.results_log)
         if outbox is not None:
             self.status.outbox_probe(lambda: outbox.depth)
             self.metrics.outbox_depth.labels(self.config.stream.stream_id).set_function(lambda: outbox.depth)
+            self.metrics.watch_deliveries(lambda: dict(outbox.delivered))
         self.status.update(ready=True, not_ready_reason="")
         outbox_stop = threading.Event()
         delivery = (
