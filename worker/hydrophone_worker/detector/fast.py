@@ -7,6 +7,7 @@ emulated and some 20x slower than fp32, so it is refused there rather than silen
 Opt-in: torch.compile (inductor with freezing: weights become constants, convolutions prepacked for oneDNN)
 is another ~25% per window at identical scores, but needs a C++ compiler and costs tens of seconds once per
 process, so only long-running workers ask for it. torch.jit (deprecated) is not used.
+For fp32 the folded network can instead run in ONNX Runtime (backend.py), which needs no compiler.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from hydrophone_worker.detector.backend import Backend, onnxruntime_forward
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 from hydrophone_worker.detector.frontend import FRAMES, N_MELS
 
@@ -74,12 +76,21 @@ def fold_batch_norms(network: nn.Module) -> fx.GraphModule:
     return traced
 
 
-def fast_forward(network: nn.Module, precision: Precision, compile_batch: int | None = None) -> Forward:
+def fast_forward(
+    network: nn.Module,
+    precision: Precision,
+    compile_batch: int | None = None,
+    backend: Backend = "torch",
+    threads: int = 1,
+) -> Forward:
     """A callable (B, 1, H, W) float32 -> (B, 2) float32 logits running the folded network in `precision`.
 
     With `compile_batch`, the folded network is compiled now, once, for (compile_batch, 1, N_MELS, FRAMES)
     inputs; smaller batches are padded with zeros up to it, so the process never compiles a second shape.
+    Backend onnxruntime (fp32 only) exports the folded network once and runs it on `threads` threads.
     """
+    if backend == "onnxruntime":
+        return onnxruntime_forward(fold_batch_norms(network), (1, N_MELS, FRAMES), threads)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     folded = fold_batch_norms(network).to(dtype=dtype, memory_format=torch.channels_last)
     if compile_batch is None:
