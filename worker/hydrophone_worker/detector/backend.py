@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from hydrophone_worker.detector.fast import PrecisionUnsupported
+
 Backend = Literal["torch", "onnxruntime"]
 BACKEND_CHOICES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
 BACKEND_ENV = "HYDROPHONE_DETECTOR_BACKEND"
@@ -32,8 +34,11 @@ INPUT, OUTPUT = "spectrograms", "logits"
 log = logging.getLogger(__name__)
 
 
-class BackendUnsupported(ValueError):
-    """A backend asked for that cannot run the requested precision/compile setting or is not installed."""
+class BackendUnsupported(PrecisionUnsupported):
+    """A backend that is unknown, not installed, or cannot run the requested precision/compile setting.
+
+    A PrecisionUnsupported, so every caller that turns that into a clean error line handles this too.
+    """
 
 
 def onnxruntime_installed() -> bool:

@@ -16,15 +16,17 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from hydrophone_worker.detector.backend import Backend, onnxruntime_forward
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 from hydrophone_worker.detector.frontend import FRAMES, N_MELS
+
+if TYPE_CHECKING:
+    from hydrophone_worker.detector.backend import Backend
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class PrecisionUnsupported(ValueError):
-    """bf16 asked for on a CPU without bf16 instructions."""
+    """bf16 asked for on a CPU without bf16 instructions, or a backend that cannot run the request."""
 
 
 def check_precision(precision: str) -> Precision:
@@ -90,6 +92,8 @@ def fast_forward(
     Backend onnxruntime (fp32 only) exports the folded network once and runs it on `threads` threads.
     """
     if backend == "onnxruntime":
+        from hydrophone_worker.detector.backend import onnxruntime_forward  # backend imports this module
+
         return onnxruntime_forward(fold_batch_norms(network), (1, N_MELS, FRAMES), threads)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     folded = fold_batch_norms(network).to(dtype=dtype, memory_format=torch.channels_last)
