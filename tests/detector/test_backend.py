@@ -73,7 +73,9 @@ def test_the_environment_overrides_auto_and_an_explicit_choice_overrides_the_env
         ("onnxruntime", {}, "fp32", False, False, r"onnxruntime package is not installed \(pip install"),
     ],
 )
-def test_impossible_backends_are_refused_with_the_fix(requested, env, precision, compiled, installed, message):
+def test_impossible_backends_are_refused_with_the_fix(
+    requested, env, precision, compiled, installed, message
+):
     with pytest.raises(BackendUnsupported, match=message):
         resolve_backend(requested, ZEN5, precision, compiled, installed, env)
 
@@ -98,7 +100,8 @@ def test_onnxruntime_scores_are_within_1e_4_of_the_unfused_network_for_full_and_
         assert windows == 1 or np.ptp(want) > 1e-3  # the scores vary, so agreement means something
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
     audio = realistic_audio(48000, 13.0, seed=5)
-    assert detector.score_audio(audio, 48000).window_scores == detector.score_audio(audio, 48000).window_scores
+    first, second = detector.score_audio(audio, 48000), detector.score_audio(audio, 48000)
+    assert first.window_scores == second.window_scores
 
 
 def test_a_bad_backend_in_the_environment_stops_the_worker_with_one_line(monkeypatch):
@@ -121,9 +124,9 @@ def test_the_worker_image_path_runs_without_any_c_compiler(tmp_path):
     env["PATH"] = bin_dir
 
     def scores(backend_name: str) -> list[float]:
+        flags = ["--backend", backend_name, str(clip)]
         result = subprocess.run(
-            [f"{bin_dir}/hydrophone-worker", "detect", "--model", str(DEMO_MODEL), "--json"]
-            + ["--backend", backend_name, str(clip)],
+            [f"{bin_dir}/hydrophone-worker", "detect", "--model", str(DEMO_MODEL), "--json", *flags],
             env=env,
             capture_output=True,
             text=True,

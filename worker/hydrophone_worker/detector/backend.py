@@ -1,11 +1,11 @@
 """Which engine runs the folded network: PyTorch (oneDNN) or ONNX Runtime, chosen from the CPU's flags.
 
-Measured on one core (benchmarks/detector.py): for fp32 ONNX Runtime's CPU kernels (MLAS: prepacked weights,
-blocked-layout convolutions with the residual add and ReLU fused) need 40-45% less CPU per window than PyTorch's
-eager oneDNN path on AVX-512 CPUs (AMD Zen 5, Intel Sapphire Rapids), at scores within 1e-6 of the unfused
-network, and without the C++ compiler torch.compile needs. bf16 stays on PyTorch: ONNX Runtime's x86 CPU
-kernels have no bf16 convolutions. The choice is a pure function of the flags (never a benchmark at start-up);
-`HYDROPHONE_DETECTOR_BACKEND` or `detect --backend` overrides it.
+Measured on one core (benchmarks/detector.py): for fp32, ONNX Runtime's CPU kernels (MLAS: prepacked
+weights, blocked-layout convolutions with the residual add and ReLU fused) need 40-45% less CPU per
+window than PyTorch's eager oneDNN path on AVX-512 CPUs (AMD Zen 5, Intel Sapphire Rapids), at scores
+within 1e-6 of the unfused network, and without the C++ compiler torch.compile needs. bf16 stays on
+PyTorch: ONNX Runtime's x86 CPU kernels have no bf16 convolutions. The choice is a pure function of the
+flags (never a benchmark at start-up); `HYDROPHONE_DETECTOR_BACKEND` or `detect --backend` overrides it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def choose_backend(
     """The engine for `auto`: ONNX Runtime for fp32 on AVX2+FMA CPUs when installed, else PyTorch."""
     if precision != "fp32" or compiled or not onnxruntime_available:
         return "torch"
-    return "onnxruntime" if ONNXRUNTIME_FLAGS <= set(flags) else "torch"
+    return "onnxruntime" if set(flags) >= ONNXRUNTIME_FLAGS else "torch"
 
 
 def resolve_backend(
@@ -62,7 +62,7 @@ def resolve_backend(
     onnxruntime_available: bool,
     env: Mapping[str, str],
 ) -> Backend:
-    """`requested` (None = the environment's `HYDROPHONE_DETECTOR_BACKEND`, else auto) checked and resolved."""
+    """`requested` checked and resolved; None = the environment's HYDROPHONE_DETECTOR_BACKEND, else auto."""
     source = "backend"
     if requested is None:
         requested, source = env.get(BACKEND_ENV, "auto") or "auto", BACKEND_ENV

@@ -83,7 +83,8 @@ def configure_torch_threads(requested: int | None = None) -> int:
 
 def cpu_flags(cpuinfo: str) -> frozenset[str]:
     """The feature flags /proc/cpuinfo lists (x86 `flags` lines)."""
-    return frozenset(flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split())
+    lines = (line for line in cpuinfo.splitlines() if line.startswith("flags"))
+    return frozenset(flag for line in lines for flag in line.split())
 
 
 def read_cpu_flags() -> frozenset[str]:
