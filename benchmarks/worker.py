@@ -1,12 +1,14 @@
 """Whole-worker cost in range mode: CPU seconds and peak RSS per hour of audio, and where the time goes.
 
     .venv/bin/python benchmarks/worker.py [--minutes 10] [--architecture resnet50] [--threads 1]
+        [--precision fp32|bf16] [--backend auto|torch|onnxruntime]
 
 A simulated hydrophone (moto on 127.0.0.1) holds `--minutes` of synthetic ocean with a call a minute; the real
 worker (`Worker`, range mode, local sink) scores it with the chosen architecture (random weights for the
 ResNet-50: the cost does not depend on the values). A profiler with a CPU-time clock splits the worker's CPU
 time into fetch (HTTP), decode (PyAV), frontend (resample + mel), model (forward passes) and publish (outbox:
-WAV, PNG, local sink); the figures are extrapolated to one hour of audio. Not a test: it prints figures.
+WAV, PNG, local sink); the figures are extrapolated to one hour of audio. `--backend` reaches the worker as
+HYDROPHONE_DETECTOR_BACKEND (the worker's only backend switch). Not a test: it prints figures.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import os
 import pstats
 import resource
 import socket
@@ -34,6 +37,13 @@ import hydrophone_worker.publish.factory
 import hydrophone_worker.source.history  # noqa: F401
 import torch
 from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.detector.backend import (
+    BACKEND_CHOICES,
+    BACKEND_ENV,
+    onnxruntime_installed,
+    resolve_backend,
+)
+from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.modeldir import ModelConfig, save_model_dir
 from hydrophone_worker.detector.network import build_network
 from hydrophone_worker.service.app import RunOptions, Worker
@@ -46,6 +56,7 @@ STAGES = (
     ("frontend", "detector/frontend.py", "prepare"),
     ("frontend", "detector/frontend.py", "spectrograms"),
     ("model", "detector/fast.py", "forward"),  # the Detector runs the batch-norm-folded copy through this
+    ("model", "detector/backend.py", "forward"),  # ... or through ONNX Runtime
     ("publish", "publish/outbox.py", "put"),
     ("publish", "publish/outbox.py", "deliver_pending"),
 )
@@ -101,7 +112,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--architecture", default="resnet50")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     args = parser.parse_args()
+    if args.precision == "bf16" and not cpu_supports_bf16():
+        print("worker bf16: not measured, this CPU has no avx512_bf16/amx_bf16 (the worker refuses it)")
+        return
+    os.environ[BACKEND_ENV] = args.backend
 
     calls = tuple(30.0 + CLIP_S * k for k in range(args.minutes))
     duration = args.minutes * CLIP_S + 10
@@ -127,6 +144,7 @@ def main() -> None:
                 "model": {
                     "dir": str(random_model(work / "model", args.architecture)),
                     "threads": args.threads,
+                    "precision": args.precision,
                 },
                 "location": {"latitude": 48.5, "longitude": -123.1},
                 "publish": {"local": {"dir": str(work / "detections")}},
@@ -144,8 +162,12 @@ def main() -> None:
     audio_h = summary.audio_seconds / 3600
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stages = stage_seconds(pstats.Stats(profiler))
+    backend = resolve_backend(
+        args.backend, read_cpu_flags(), args.precision, False, onnxruntime_installed(), {}
+    )
     print(
-        f"architecture {args.architecture}, {args.threads} thread(s): {summary.clips} clips "
+        f"architecture {args.architecture}, {args.precision}, backend {backend}, {args.threads} thread(s): "
+        f"{summary.clips} clips "
         f"({summary.audio_seconds / 60:.1f} min of audio), {summary.positives} positive"
     )
     print(

@@ -138,3 +138,10 @@ def test_the_worker_image_path_runs_without_any_c_compiler(tmp_path):
     onnx, eager = scores("onnxruntime"), scores("torch")
     assert len(onnx) == 5
     np.testing.assert_allclose(onnx, eager, rtol=0, atol=1e-5)
+
+
+def test_the_image_build_self_check_runs_the_onnx_path():
+    """Dockerfile.worker runs `python -m hydrophone_worker.detector.backend`; it must pass where things work."""
+    assert backend.self_check() <= 1e-5
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile.worker").read_text()
+    assert "python -m hydrophone_worker.detector.backend" in dockerfile

@@ -94,7 +94,7 @@ def fast_forward(
     if backend == "onnxruntime":
         from hydrophone_worker.detector.backend import onnxruntime_forward  # backend imports this module
 
-        return onnxruntime_forward(fold_batch_norms(network), (1, N_MELS, FRAMES), threads)
+        return onnxruntime_forward(network, (1, N_MELS, FRAMES), threads)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     folded = fold_batch_norms(network).to(dtype=dtype, memory_format=torch.channels_last)
     if compile_batch is None:
