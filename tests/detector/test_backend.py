@@ -18,7 +18,7 @@ from hydrophone_worker.detector.backend import BackendUnsupported, choose_backen
 from hydrophone_worker.detector.cpu import cpu_flags
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
 
-from .conftest import realistic_audio
+from .conftest import randomize_batch_norms, realistic_audio
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "demo"
 
@@ -141,7 +141,76 @@ def test_the_worker_image_path_runs_without_any_c_compiler(tmp_path):
 
 
 def test_the_image_build_self_check_runs_the_onnx_path():
-    """Dockerfile.worker runs `python -m hydrophone_worker.detector.backend`; it must pass where things work."""
+    """Dockerfile.worker runs `python -m hydrophone_worker.detector.backend` at build time."""
     assert backend.self_check() <= 1e-5
     dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile.worker").read_text()
     assert "python -m hydrophone_worker.detector.backend" in dockerfile
+
+
+def demo_network(seed: int) -> torch.nn.Module:
+    from hydrophone_worker.detector.demo_network import DemoCNN
+
+    torch.manual_seed(seed)
+    return randomize_batch_norms(DemoCNN(), seed)
+
+
+def count_exports(monkeypatch) -> list[Path]:
+    exports: list[Path] = []
+    real = backend.export_onnx
+
+    def counting(folded, input_shape, path):
+        exports.append(path)
+        real(folded, input_shape, path)
+
+    monkeypatch.setattr(backend, "export_onnx", counting)
+    return exports
+
+
+def logits(run) -> torch.Tensor:
+    """`run` (a forward or an eval-mode network) on a fixed batch of three random spectrograms."""
+    batch = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(0)) * 20
+    with torch.inference_mode():
+        return run(batch)
+
+
+SHAPE = (1, frontend.N_MELS, frontend.FRAMES)
+
+
+def test_an_exported_network_is_reused_from_the_cache_and_keyed_by_its_weights(tmp_path, monkeypatch):
+    exports = count_exports(monkeypatch)
+    first = backend.onnxruntime_forward(demo_network(1), SHAPE, threads=1, cache=tmp_path)
+    again = backend.onnxruntime_forward(demo_network(1), SHAPE, threads=1, cache=tmp_path)
+    assert len(exports) == 1  # the second start loaded the file
+    torch.testing.assert_close(again(torch.ones(1, *SHAPE)), first(torch.ones(1, *SHAPE)), rtol=0, atol=0)
+    other = demo_network(2)
+    backend.onnxruntime_forward(other, SHAPE, threads=1, cache=tmp_path)
+    assert len(exports) == 2  # other weights, another file: never a stale network
+    assert len(list(tmp_path.glob(f"*/{backend.MODEL_FILE}"))) == 2
+    assert not list(tmp_path.glob(".export-*"))  # no half-written exports left behind
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            logits(first),
+            demo_network(1)(torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(0)) * 20),
+            rtol=0,
+            atol=1e-5,
+        )
+
+
+def test_an_unreadable_cached_file_is_exported_again(tmp_path, monkeypatch):
+    network = demo_network(3)
+    backend.onnxruntime_forward(network, SHAPE, threads=1, cache=tmp_path)
+    (cached,) = tmp_path.glob(f"*/{backend.MODEL_FILE}")
+    cached.write_bytes(b"not an onnx model")
+    exports = count_exports(monkeypatch)
+    forward = backend.onnxruntime_forward(network, SHAPE, threads=1, cache=tmp_path)
+    assert len(exports) == 1
+    torch.testing.assert_close(logits(forward), logits(network), rtol=0, atol=1e-5)
+
+
+def test_an_unwritable_cache_costs_an_export_not_a_failure(tmp_path, caplog):
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    network = demo_network(4)
+    forward = backend.onnxruntime_forward(network, SHAPE, threads=1, cache=blocker / "onnx")
+    assert "is not usable" in caplog.text
+    torch.testing.assert_close(logits(forward), logits(network), rtol=0, atol=1e-5)
