@@ -19,7 +19,7 @@ from hydrophone_worker.detector.backend import (
     resolve_backend,
 )
 from hydrophone_worker.detector.cpu import configure_torch_threads, read_cpu_flags
-from hydrophone_worker.detector.fast import PRECISIONS, check_precision
+from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS, check_precision
 from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
@@ -75,7 +75,7 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
     type=click.Choice(PRECISIONS),
     default="fp32",
     show_default=True,
-    help="bf16 is ~2x faster, only on CPUs with avx512_bf16/amx_bf16; scores differ by <= 0.02.",
+    help=BF16_HELP,
 )
 @click.option("--threads", type=int, help="torch threads [all CPUs the cgroup quota/affinity allows].")
 @click.option(
