@@ -100,9 +100,9 @@ def resolve_backend(
 def export_onnx(folded: nn.Module, input_shape: tuple[int, int, int], path: Path) -> None:
     """`folded` (fp32, eval) as an ONNX model with a dynamic batch axis at `path` (weights beside it).
 
-    torch.export based (the TorchScript exporter is deprecated); no compiler involved. A few seconds once
-    per process: the worker exports at start-up, so a model directory needs nothing besides its weights.
-    Written to a file rather than serialised in memory: two fewer in-memory copies of the weights at peak.
+    torch.export based (the TorchScript exporter is deprecated); no compiler involved. A few seconds, once
+    per network (cached_export), so a model directory needs nothing besides its weights. Written to a file
+    rather than serialised in memory: two fewer in-memory copies of the weights at peak.
     """
     example = torch.zeros(2, *input_shape)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -173,7 +173,7 @@ def onnxruntime_forward(
     """A (B, *input_shape) float32 -> (B, classes) logits callable: `network`, folded, in ONNX Runtime.
 
     The export is cached under `cache` (default: onnx_cache_root), keyed by the folded network: a restart
-    or the next `detect` run loads the file instead of exporting (seconds, and ~300 MB less peak memory).
+    or the next `detect` run loads the file instead of exporting (seconds, and ~200 MB less peak memory).
     An unwritable cache or an unreadable cached file costs a fresh export, never a failure.
     """
     import onnxruntime as ort
@@ -212,6 +212,7 @@ def onnxruntime_forward(
     if session is None:
         with tempfile.TemporaryDirectory(prefix="hydrophone-onnx-") as scratch:
             export_onnx(fold_batch_norms(network), input_shape, Path(scratch) / MODEL_FILE)
+            release_freed_memory()
             session = load(Path(scratch) / MODEL_FILE)
     log.info("detector network ready in ONNX Runtime in %.1f s", time.perf_counter() - began)
 
