@@ -58,6 +58,7 @@ demo: $(STAMP)
 bench: setup
 	$(PY) benchmarks/detector.py
 	$(PY) benchmarks/worker.py
+	$(PY) benchmarks/worker.py --precision bf16
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -168,7 +168,13 @@ def fit_frames(db: np.ndarray) -> np.ndarray:
 
 
 def spectrograms(signal: np.ndarray, starts: np.ndarray, window_s: float) -> np.ndarray:
-    """Model input for the windows at `starts` of a prepared signal: float32 (len(starts), 1, 256, 312)."""
+    """Model input for the windows at `starts` of a prepared signal: float32 (len(starts), 1, 256, 312).
+
+    Each window gets its own STFT: no frame can be shared between windows, because the window hop is not
+    a multiple of the 256-sample frame hop (2.0 s = 156.25 frames, 1.0 s = 78.125), so overlapping windows'
+    frames sit 64 (or 32) samples apart; and each window's edge frames are reflect-padded from its own
+    samples. At ~0.08 CPU-s per 60 s clip the frontend is ~4% of the fp32 and ~6% of the bf16 total.
+    """
     length = window_length(window_s)
     out = np.empty((len(starts), 1, N_MELS, FRAMES), dtype=np.float32)
     for i, start in enumerate(starts):
