@@ -8,15 +8,19 @@ librosa, torchaudio or fastai at run time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from math import gcd
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import scipy.fft
 from scipy.signal import resample_poly
 from scipy.sparse import csr_array
+
+from hydrophone_worker.pcm import FrameReader
 
 SAMPLE_RATE = 20_000
 N_FFT = 2560
@@ -39,27 +43,67 @@ class AudioDecodeError(Exception):
         self.reason = reason
 
 
+# Sample rates real recorders use lie well inside this; outside it a header lies (2147483647 Hz would make
+# resample_poly build a filter of hundreds of GiB).
+MIN_RATE, MAX_RATE = 1_000, 768_000
+
+
 def decode(path: Path | str) -> tuple[np.ndarray, int]:
     """Decode the first audio stream of any file PyAV reads -> (float32 (channels, samples), rate)."""
+    rate, chunks = decode_chunks(path)
+    collected = list(chunks)
+    if not collected:
+        raise AudioDecodeError(path, "no audio samples could be decoded")
+    return np.concatenate(collected, axis=-1), rate
+
+
+def decode_chunks(path: Path | str) -> tuple[int, Iterator[np.ndarray]]:
+    """(rate, float32 (channels, n) chunks in order): a long file never has to be in memory at once.
+
+    Any channel count decodes (hydrophone_worker.pcm: reading 8-channel frames plane by plane crashed the
+    process); integer PCM is scaled by 1/32768 like libsndfile's reader. Errors, also those found while iterating, are
+    AudioDecodeError naming the file.
+    """
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise AudioDecodeError(path, "the file has no audio stream")
-            stream = container.streams.audio[0]
-            # Planar float keeps channels apart; integer PCM is scaled by 1/32768 like libsndfile's reader.
-            resampler = av.AudioResampler(format="fltp")
-            chunks = [
-                out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)
-            ]
-            chunks += [out.to_ndarray() for out in resampler.resample(None)]
-            rate = stream.codec_context.sample_rate
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise AudioDecodeError(path, str(exc) or type(exc).__name__) from exc
+    try:
+        if not container.streams.audio:
+            raise AudioDecodeError(path, "the file has no audio stream")
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate or 0)
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise AudioDecodeError(
+                path, f"sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz: the header is broken"
+            )
+    except BaseException:
+        container.close()
+        raise
+    return rate, _frames(path, container, stream, rate)
+
+
+def _frames(path: Path | str, container: Any, stream: Any, rate: int) -> Iterator[np.ndarray]:
+    reader = FrameReader()
+    try:
+        for frame in container.decode(stream):
+            for chunk in reader.convert(frame):
+                yield _finite(path, chunk)
+        for chunk in reader.flush():
+            yield _finite(path, chunk)
     except AudioDecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise AudioDecodeError(path, str(exc) or type(exc).__name__) from exc
-    if not chunks or sum(c.shape[-1] for c in chunks) == 0:
-        raise AudioDecodeError(path, "no audio samples could be decoded")
-    return np.concatenate(chunks, axis=-1).astype(np.float32, copy=False), int(rate)
+    finally:
+        container.close()
+
+
+def _finite(path: Path | str, chunk: np.ndarray) -> np.ndarray:
+    # NaN samples would score NaN (and print as non-standard JSON): such a file is unreadable, not silent.
+    if not np.isfinite(chunk).all():
+        raise AudioDecodeError(path, "the audio holds NaN or infinite samples")
+    return chunk
 
 
 def quantize_pcm16(signal: np.ndarray) -> np.ndarray:

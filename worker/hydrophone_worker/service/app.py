@@ -63,7 +63,13 @@ def location_of(config: WorkerConfig) -> Location:
     )
 
 
-def default_reader_factory(config: WorkerConfig, stop: threading.Event) -> ReaderFactory:
+def default_reader_factory(
+    config: WorkerConfig,
+    stop: threading.Event,
+    fresh_start: Callable[[], datetime | None] = lambda: None,
+) -> ReaderFactory:
+    """`fresh_start()`: where a first live start (no checkpoint) began; the reader takes the segment holding
+    it whole, as upstream's does. A resume or a lag jump starts at an instant already accounted for."""
     from hydrophone_worker.source.history import RangeReader
     from hydrophone_worker.source.live import LiveReader
 
@@ -73,7 +79,10 @@ def default_reader_factory(config: WorkerConfig, stop: threading.Event) -> Reade
         if stream.mode == "range":
             assert stream.start is not None and stream.end is not None
             return RangeReader(stream.base_url, stream.stream_id, start_at or stream.start, stream.end)
-        return LiveReader(stream.base_url, stream.stream_id, start_at=start_at, stop=stop)
+        whole = start_at is not None and start_at == fresh_start()
+        return LiveReader(
+            stream.base_url, stream.stream_id, start_at=start_at, stop=stop, whole_start_segment=whole
+        )
 
     return make
 
@@ -169,7 +178,10 @@ class Worker:
         self.env = env
         self.stop = stop or threading.Event()
         self.clock = clock
-        self.reader_factory = reader_factory or default_reader_factory(config, self.stop)
+        self.fresh_start: datetime | None = None  # set when a live run starts without a checkpoint
+        self.reader_factory = reader_factory or default_reader_factory(
+            config, self.stop, lambda: self.fresh_start
+        )
         self.on_progress = on_progress
         stream_id = config.stream.stream_id
         self.status = WorkerStatus(stream_id)
@@ -228,7 +240,13 @@ class Worker:
             on_progress=self.on_progress,
         )
         try:
-            summary = runner.run(self._start_at(checkpoint, runner))
+            start_at = self._start_at(checkpoint, runner)
+            if start_at is None:  # a range already read to its end: resume there, i.e. read nothing
+                log.info("range already handled up to its end (checkpoint %s): nothing to read", checkpoint.path)
+                summary = runner.summary
+                summary.stopped_by = "range already complete"
+            else:
+                summary = runner.run(start_at)
         finally:
             self.status.update(state="stopping")
             self._flush(outbox, delivery, outbox_stop)
@@ -261,11 +279,16 @@ class Worker:
         stream = self.config.stream
         last_end = checkpoint.read()
         if stream.mode == "range":
+            # Resume like live mode: from the checkpoint; None when the range was already read to its end.
             assert stream.start is not None and stream.end is not None
-            return last_end if last_end is not None and stream.start < last_end < stream.end else stream.start
+            if last_end is None or last_end <= stream.start:
+                return stream.start
+            return last_end if last_end < stream.end else None
         live_edge = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=stream.delay_seconds)
         plan = plan_resume(last_end, live_edge, stream.max_backfill_seconds)
         if plan.gap is not None:
             runner.record_gap(plan.gap)
         # A fresh start begins delaySeconds behind real time, so the first clip is already published.
+        if plan.start_at is None:
+            self.fresh_start = live_edge
         return plan.start_at or live_edge
