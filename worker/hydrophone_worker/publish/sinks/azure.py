@@ -149,28 +149,26 @@ class AzureSink:
         return self._container
 
     def write_record(self, record: dict[str, Any]) -> None:
-        """Create the document, or patch only our fields that changed, or (nothing changed) write nothing."""
+        """Create the document; if it exists, patch only our fields that differ; if none do, write nothing.
+
+        A refused create (409) writes nothing, so trying it first costs no change-feed event.
+        """
         container = self._metadata()
         try:
-            existing = container.read_item(record["id"], partition_key=record["source_guid"])
-        except CosmosResourceNotFoundError:
-            existing = None  # no such document, or no such container: create_item tells them apart
-        if existing is None:
-            try:
-                container.create_item(record)
-                return
-            except CosmosResourceNotFoundError as exc:
-                raise AzureSinkError(
-                    f"CosmosDB container {self.names.cosmos_database}/{self.names.cosmos_container} does "
-                    "not exist — fix: create it with partition key /source_guid, or set "
-                    "cosmosDatabase/cosmosContainer under publish.azure"
-                ) from exc
-            except CosmosResourceExistsError:
-                # Created between our read and our create (another worker): compare with that one.
-                existing = container.read_item(record["id"], partition_key=record["source_guid"])
+            container.create_item(record)
+            return
+        except CosmosResourceNotFoundError as exc:
+            raise AzureSinkError(
+                f"CosmosDB container {self.names.cosmos_database}/{self.names.cosmos_container} does not "
+                "exist — fix: create it with partition key /source_guid, or set "
+                "cosmosDatabase/cosmosContainer under publish.azure"
+            ) from exc
+        except CosmosResourceExistsError:
+            pass
+        existing = container.read_item(record["id"], partition_key=record["source_guid"])
         operations = patch_operations(record, existing)
         if not operations:
-            log.info("detection %s is already in CosmosDB with these values; not written", record["id"])
+            log.info("detection %s is already in CosmosDB with these values: not written again", record["id"])
             return
         container.patch_item(record["id"], record["source_guid"], operations)
         log.info(
