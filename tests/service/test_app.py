@@ -141,15 +141,15 @@ def test_cli_reports_a_busy_port_clearly(tmp_path) -> None:
         path = tmp_path / "c.yaml"
         path.write_text(config(tmp_path).to_yaml())
         result = CliRunner().invoke(run, ["--config", str(path), "--port", str(port)])
-    assert result.exit_code == 1
-    assert f"server.port {port} on 127.0.0.1 is in use" in result.output and "--port" in result.output
+    assert result.exit_code == 2
+    assert f"server.port {port} on 127.0.0.1 cannot be used" in result.output and "--port" in result.output
 
 
 def test_cli_rejects_bad_overrides_and_times(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(config(tmp_path).to_yaml())
     result = CliRunner().invoke(run, ["--config", str(tmp_path / "missing.yaml")])
-    assert result.exit_code == 1 and "cannot read the file" in result.output
+    assert result.exit_code == 2 and "cannot read the file" in result.output
     result = CliRunner().invoke(
         backfill, ["--stream", "rpi_bush_point", "--start", "yesterday", "--end", "now"]
     )
@@ -157,11 +157,11 @@ def test_cli_rejects_bad_overrides_and_times(tmp_path) -> None:
     result = CliRunner().invoke(
         backfill, ["--stream", "Bush Point", "--start", "2026-11-29T10:00Z", "--end", "2026-11-29T11:00Z"]
     )
-    assert result.exit_code == 1 and "stream.streamId" in result.output
+    assert result.exit_code == 2 and "stream.streamId" in result.output
     result = CliRunner().invoke(
         backfill, ["--stream", "rpi_bush_point", "--start", "2026-11-29T11:00Z", "--end", "2026-11-29T10:00Z"]
     )
-    assert result.exit_code == 1 and "must be after start" in result.output
+    assert result.exit_code == 2 and "must be after start" in result.output
 
 
 def test_cli_accepts_upstream_flat_config_and_stops_at_the_model(tmp_path) -> None:
@@ -169,9 +169,10 @@ def test_cli_accepts_upstream_flat_config_and_stops_at_the_model(tmp_path) -> No
     upstream.write_text(
         (REPO / "examples" / "upstream-config.yml").read_text().replace('"./model"', f'"{tmp_path / "nope"}"')
     )
-    result = CliRunner().invoke(run, ["--config", str(upstream), "--port", "0"])
+    env = {"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true", "AZURE_COSMOSDB_PRIMARY_KEY": "k"}
+    result = CliRunner(env=env).invoke(run, ["--config", str(upstream), "--port", "0"])
     # Accepted as a config: it fails at the model directory, before touching any stream.
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "model.dir" in result.output and "no such model directory" in result.output
 
 
@@ -179,7 +180,7 @@ def test_cli_reports_config_errors_with_field_and_fix(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("stream: {streamId: Orcasound Lab, delay: 60}\n")
     result = CliRunner().invoke(run, ["--config", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "stream.streamId" in result.output and "stream.delay: unknown key" in result.output
     assert "did you mean 'delaySeconds'" in result.output
 

@@ -62,7 +62,7 @@ def _aac_segment(channels: int, layout: str, frames: int = 47) -> tuple[bytes, n
 
 def test_an_8_channel_aac_segment_decodes_instead_of_crashing_the_worker() -> None:
     """Reading its planar frames plane by plane was a SIGSEGV, repeated at the same segment after restarts."""
-    data, sent = _aac_segment(8, "7.1")
+    data, _sent = _aac_segment(8, "7.1")
     audio, rate = decode_segment(data)
     assert rate == 48_000 and audio.shape[0] == 8 and audio.shape[1] >= 46 * 1024
     loudest = np.abs(audio).max(axis=1)

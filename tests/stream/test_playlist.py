@@ -89,7 +89,9 @@ def test_bad_playlists_are_rejected_with_the_reason(text: str, message: str) -> 
 @pytest.mark.parametrize("bad", ["0", "-3.5", "nan"])
 def test_one_non_positive_extinf_costs_nothing_but_its_estimate(bad: str) -> None:
     """It used to reject the whole folder (240 s of good audio reported as no-audio)."""
-    text = full_playlist([10.0, 10.0, 10.0, 10.0]).replace("#EXTINF:10.000000,\nlive001", f"#EXTINF:{bad},\nlive001")
+    text = full_playlist([10.0, 10.0, 10.0, 10.0]).replace(
+        "#EXTINF:10.000000,\nlive001", f"#EXTINF:{bad},\nlive001"
+    )
     refs = parse_playlist(text, FOLDER).segments
     assert [r.uri for r in refs] == ["live000.ts", "live001.ts", "live002.ts", "live003.ts"]
     assert refs[1].duration == pytest.approx(10.0)  # the other segments' mean, until decoded

@@ -53,7 +53,12 @@ class ConfigError(ValueError):
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = problems
-        super().__init__(f"invalid configuration in {source}:\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:  # one problem, one line
+            super().__init__(f"invalid configuration in {source}: {problems[0]}")
+        else:
+            super().__init__(
+                f"invalid configuration in {source}:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
 
 
 class Site(BaseModel):
@@ -357,7 +362,9 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
         "literal_error": "use one of: {expected}",
     }
     if kind in bounds:
-        return bounds[kind].format(**{k: ctx.get(k, "?") for k in ("gt", "ge", "lt", "le", "min_length", "max_length", "expected")})
+        return bounds[kind].format(
+            **{k: ctx.get(k, "?") for k in ("gt", "ge", "lt", "le", "min_length", "max_length", "expected")}
+        )
     if kind.startswith("float") or kind == "finite_number":
         return "give a finite number, e.g. 0.6"
     if kind.startswith("int"):
@@ -382,7 +389,11 @@ def _problem_line(error: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"{path}: unknown key{FIX}{_unknown_key_fix(loc)}"
     message = error["msg"].removeprefix("Value error, ")
-    got = "" if kind == "missing" or isinstance(error.get("input"), dict) else f" (got {quote(error.get('input'))})"
+    got = (
+        ""
+        if kind == "missing" or isinstance(error.get("input"), dict)
+        else f" (got {quote(error.get('input'))})"
+    )
     if FIX in message:  # our validators say the fix themselves
         problem, fix = message.split(FIX, 1)
         return f"{path}: {problem}{got}{FIX}{fix}"
@@ -441,7 +452,9 @@ def load_config(path: str | Path) -> WorkerConfig:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        problem = f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}){FIX}save the file as UTF-8"
+        problem = (
+            f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}){FIX}save the file as UTF-8"
+        )
         raise ConfigError(str(path), [problem]) from None
     return parse_config(_load_yaml(text, str(path)), str(path))
 
@@ -477,7 +490,8 @@ def _pacific_time(value: Any, key: str, problems: list[str]) -> str | None:
         local = datetime.strptime(str(value).strip(), "%Y-%m-%d %H:%M")
     except ValueError:
         problems.append(
-            f"{key}: expected 'YYYY-MM-DD HH:MM' in US/Pacific (got {quote(value)}){FIX}e.g. '2020-09-10 14:00'"
+            f"{key}: expected 'YYYY-MM-DD HH:MM' in US/Pacific (got {quote(value)})"
+            f"{FIX}e.g. '2020-09-10 14:00'"
         )
         return None
     return local.replace(tzinfo=_PACIFIC).isoformat()
@@ -516,14 +530,21 @@ def translate_upstream(data: dict[str, Any], source: str = "<config>") -> dict[s
         problems.append(
             f"hls_stream_type: expected LiveHLS or DateRangeHLS (got {quote(kind)}){FIX}use one of those two"
         )
-    if "model_local_threshold" in data:
+    if isinstance(data.get("model_local_threshold"), bool):
+        problems.append(f"model_local_threshold: not a number{FIX}give a probability, e.g. 0.5")
+    elif "model_local_threshold" in data:
         detection["localThreshold"] = data["model_local_threshold"]
     if "model_global_threshold" in data:
         threshold = data["model_global_threshold"]
         # The 2020 FastAI rule counts positive seconds (threshold 3); the 2026 rule compares a confidence.
         number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
         counts = number and math.isfinite(threshold) and threshold >= 1
-        if number and not math.isfinite(threshold):
+        if isinstance(threshold, bool):
+            problems.append(
+                f"model_global_threshold: {str(threshold).lower()} is not a number{FIX}give a confidence "
+                "(e.g. 0.6) or a count of positive seconds (e.g. 3)"
+            )
+        elif number and not math.isfinite(threshold):
             problems.append(
                 f"model_global_threshold: {threshold} is not a finite number{FIX}give a confidence "
                 "(e.g. 0.6) or a count of positive seconds (e.g. 3)"
@@ -538,7 +559,9 @@ def translate_upstream(data: dict[str, Any], source: str = "<config>") -> dict[s
     if "upload_to_azure" in data:
         upload = data["upload_to_azure"]
         if not isinstance(upload, bool):
-            problems.append(f"upload_to_azure: expected true or false (got {quote(upload)}){FIX}give true or false")
+            problems.append(
+                f"upload_to_azure: expected true or false (got {quote(upload)}){FIX}give true or false"
+            )
         elif upload:
             publish.update(sinks=["azure"], azure={"cosmosEndpoint": UPSTREAM_COSMOS_ENDPOINT})
         else:

@@ -61,8 +61,8 @@ def decode_chunks(path: Path | str) -> tuple[int, Iterator[np.ndarray]]:
     """(rate, float32 (channels, n) chunks in order): a long file never has to be in memory at once.
 
     Any channel count decodes (hydrophone_worker.pcm: reading 8-channel frames plane by plane crashed the
-    process); integer PCM is scaled by 1/32768 like libsndfile's reader. Errors, also those found while iterating, are
-    AudioDecodeError naming the file.
+    process); integer PCM is scaled by 1/32768 like libsndfile's reader. Errors, also those found while
+    iterating, are AudioDecodeError naming the file.
     """
     try:
         container = av.open(str(path))

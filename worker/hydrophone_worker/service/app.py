@@ -113,13 +113,28 @@ def detection_params(config: WorkerConfig, model_config: Any) -> Any:
         ) from None
 
 
-def load_scorer(config: WorkerConfig) -> Scorer:
+def check_model_settings(config: WorkerConfig) -> int:
+    """model.threads and model.dir, checked before any weights are read; returns the torch threads set."""
     from hydrophone_worker.detector.cpu import configure_torch_threads
+
+    try:
+        threads = configure_torch_threads(config.model.threads)
+    except ValueError as exc:
+        raise WorkerSetupError(f"model.threads: {exc}".replace("; give", " — fix: give", 1)) from None
+    if config.model.dir.exists() and not config.model.dir.is_dir():
+        raise WorkerSetupError(
+            f"model.dir: {config.model.dir} is a file — fix: give the directory holding config.yaml and "
+            "model.safetensors"
+        )
+    return threads
+
+
+def load_scorer(config: WorkerConfig) -> Scorer:
     from hydrophone_worker.detector.fast import PrecisionUnsupported
     from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
     from hydrophone_worker.detector.scoring import Detector
 
-    threads = configure_torch_threads(config.model.threads)
+    threads = check_model_settings(config)
     try:
         loaded = load_model_dir(config.model.dir)
     except ModelDirError as exc:
@@ -206,12 +221,13 @@ class Worker:
             self.server.stop()
 
     def _run(self) -> RunSummary:
+        # Settings and sinks first: checked in milliseconds, before seconds of model loading.
+        check_model_settings(self.config)
+        self.status.update(not_ready_reason="preparing sinks")
+        outbox = build_outbox(self.config, self.env)
         self.status.update(not_ready_reason="loading the model")
         scorer = load_scorer(self.config)
-        self.status.update(
-            model_tag=self.config.model.tag or scorer.model_id, not_ready_reason="preparing sinks"
-        )
-        outbox = build_outbox(self.config, self.env)
+        self.status.update(model_tag=self.config.model.tag or scorer.model_id)
         if outbox is not None:
             self.status.outbox_probe(lambda: outbox.depth)
             self.metrics.outbox_depth.labels(self.config.stream.stream_id).set_function(lambda: outbox.depth)
@@ -242,7 +258,9 @@ class Worker:
         try:
             start_at = self._start_at(checkpoint, runner)
             if start_at is None:  # a range already read to its end: resume there, i.e. read nothing
-                log.info("range already handled up to its end (checkpoint %s): nothing to read", checkpoint.path)
+                log.info(
+                    "range already handled up to its end (checkpoint %s): nothing to read", checkpoint.path
+                )
                 summary = runner.summary
                 summary.stopped_by = "range already complete"
             else:

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -36,11 +37,17 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+class BadInput(click.ClickException):
+    """Bad input (config file, options, model directory, credentials): clean lines naming the fix, exit 2."""
+
+    exit_code = 2
+
+
 def _load(path: Path) -> WorkerConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
 
 def _override(data: dict[str, Any], changes: dict[str, dict[str, Any]]) -> WorkerConfig:
@@ -50,7 +57,7 @@ def _override(data: dict[str, Any], changes: dict[str, dict[str, Any]]) -> Worke
     try:
         return parse_config(data, "command-line options")
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
 
 def _as_data(config: WorkerConfig) -> dict[str, Any]:
@@ -71,12 +78,17 @@ def _serve(
     try:
         return Worker(config, options, stop=stop, **kwargs).run()
     except WorkerSetupError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
+    except socket.gaierror as exc:
+        raise BadInput(
+            f"server.host {config.server.host!r} cannot be resolved ({exc.strerror}) — fix: use 0.0.0.0 "
+            "(all interfaces), 127.0.0.1 or a name this machine resolves"
+        ) from None
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise click.ClickException(
-                f"server.port {config.server.port} on {config.server.host} is in use: {exc.strerror}; "
-                "choose another with --port (0 = any free port)"
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise BadInput(
+                f"server.port {config.server.port} on {config.server.host} cannot be used: {exc.strerror} — "
+                "fix: choose another with --port (0 = any free port) or another server.host"
             ) from None
         raise
 

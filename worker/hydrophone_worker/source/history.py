@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlencode
@@ -87,7 +87,7 @@ def parse_folder_listing(xml_text: str, prefix: str) -> tuple[list[int], str | N
 
 
 def parse_segment_listing(xml_text: str, prefix: str) -> tuple[list[tuple[int, str]], str | None]:
-    """(sequence, uri) of the `liveNNN.ts` objects on one ListObjectsV2 page of a folder, and its continuation."""
+    """(sequence, uri) of the `liveNNN.ts` objects on one ListObjectsV2 page of a folder, and the token."""
     root, token = _page(xml_text)
     found = []
     for element in root.iter(f"{_S3_NS}Key"):
@@ -145,7 +145,9 @@ def list_folder_segments(
     return sorted(set(_list(fetcher, base_url, query, lambda text: parse_segment_listing(text, prefix))))
 
 
-def folder_segments(folder: int, playlist: Playlist | None, objects: Sequence[tuple[int, str]]) -> list[SegmentRef]:
+def folder_segments(
+    folder: int, playlist: Playlist | None, objects: Sequence[tuple[int, str]]
+) -> list[SegmentRef]:
     """Every segment of a folder in sequence order: the playlist's refs, plus the objects it does not list.
 
     An unlisted object's start is an estimate (after the segment before it, or epoch + 2 s + sequence x the
@@ -235,7 +237,9 @@ class RangeReader(StreamReader):
         try:
             objects = list_folder_segments(files.fetcher, files.base_url, files.stream_id, folder)
         except (FetchError, ValueError) as exc:
-            log.warning("%s: cannot list folder %d (%s); reading its playlist only", files.stream_id, folder, exc)
+            log.warning(
+                "%s: cannot list folder %d (%s); reading its playlist only", files.stream_id, folder, exc
+            )
             objects = []
         refs = folder_segments(folder, playlist, objects)
         if playlist is None:
@@ -258,7 +262,9 @@ class RangeReader(StreamReader):
         if not refs:
             head = max(cursor, min(folder_audio_start(folder), bound))
             restart = (head - cursor).total_seconds()
-            yield from gap(cursor, head, outage_reason(restart, self._stale_after_s), f"until folder {folder}")
+            yield from gap(
+                cursor, head, outage_reason(restart, self._stale_after_s), f"until folder {folder}"
+            )
             yield from gap(head, bound, "playlist-missing", f"folder {folder}: {why}; no segments listed")
             return
         entering = True

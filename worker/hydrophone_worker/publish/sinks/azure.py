@@ -63,7 +63,7 @@ def patch_operations(record: dict[str, Any], existing: dict[str, Any] | None = N
 
 
 def plain_url(url: str) -> str:
-    """`url` without query or fragment: a SAS connection string puts its (write-capable) token in the query."""
+    """`url` without query or fragment: a SAS connection string puts its (writing) token in the query."""
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
