@@ -15,9 +15,9 @@ Without `start_at` the reader starts at the newest listed segment; with it, at t
 or after it (read from whichever folder holds it), and what can no longer be read is a Gap (`slid-out`, or a
 restart). When `start_at` falls inside a segment that is still available (a jump ahead), the seconds up to
 the next whole segment are a Gap with `start_reason` (default `worker-down`: the worker did not read them;
-the service passes `lag-skip` after a jump). With `whole_start_segment` (a first start "delay seconds ago", as upstream's
-reader) that segment is delivered whole instead: nothing before start_at was accounted for, so nothing is
-lost and nothing is counted twice.
+the service passes `lag-skip` after a jump). With `whole_start_segment` (a first start "delay seconds ago",
+as upstream's reader does) that segment is delivered whole instead: nothing before start_at was accounted
+for, so nothing is lost and nothing is counted twice.
 """
 
 from __future__ import annotations
