@@ -212,3 +212,30 @@ def test_detection_section_overrides_the_model_config(tmp_path) -> None:
 def test_switching_rule_without_its_threshold_says_which_key_to_set(tmp_path) -> None:
     with pytest.raises(WorkerSetupError, match=r"detection: .*fix: set detection.minPositiveWindows"):
         detection(tmp_path, aggregation="positive_count")
+
+
+def test_rerunning_a_completed_range_reads_and_scores_nothing(tmp_path, monkeypatch) -> None:
+    start, end = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    cfg = config(tmp_path, mode="range", start=start.isoformat(), end=end.isoformat())
+    # The last clip of a range holds whole segments, so it may end after the range.
+    CheckpointStore(tmp_path / "state", checkpoint_key(cfg)).write(end + timedelta(seconds=7))
+    worker, readers = run_worker(tmp_path, cfg, monkeypatch)
+    assert readers == []
+    assert worker.status.snapshot().clips_total == 0
+    assert (tmp_path / "results.jsonl").read_text() == ""
+
+
+def test_only_a_first_live_start_takes_the_segment_holding_its_instant_whole(tmp_path) -> None:
+    fresh = NOW - timedelta(seconds=60)
+    make = app_module.default_reader_factory(config(tmp_path), threading.Event(), lambda: fresh)
+    first, resumed = make(fresh), make(fresh + timedelta(minutes=5))  # a lag jump or a checkpoint
+    assert first.whole_start_segment and not resumed.whole_start_segment
+
+
+def test_a_fresh_worker_remembers_its_first_start_for_the_reader(tmp_path, monkeypatch) -> None:
+    worker, readers = run_worker(tmp_path, config(tmp_path, delaySeconds=90), monkeypatch)
+    assert worker.fresh_start == readers[0].start_at == NOW - timedelta(seconds=90)
+    cfg = config(tmp_path / "b")
+    CheckpointStore(tmp_path / "b" / "state", checkpoint_key(cfg)).write(NOW - timedelta(minutes=3))
+    resumed, _ = run_worker(tmp_path / "b", cfg, monkeypatch)
+    assert resumed.fresh_start is None
