@@ -106,6 +106,62 @@ def _finite(path: Path | str, chunk: np.ndarray) -> np.ndarray:
     return chunk
 
 
+class StreamingResampler:
+    """Downmix by channel mean + resample to 20 kHz chunk by chunk, equal to `resample_poly` on the whole.
+
+    A long file never has to be in memory: each block is resampled with a margin of input on both sides
+    (wider than the filter's half length, a multiple of `down` so that output samples line up), and only
+    the outputs whose filter support lies inside the block are kept.
+    """
+
+    def __init__(self, rate: int) -> None:
+        if rate <= 0:
+            raise ValueError(f"sample rate must be positive, got {rate}")
+        divisor = gcd(SAMPLE_RATE, rate)
+        self.up, self.down = SAMPLE_RATE // divisor, rate // divisor
+        half_len_in = -(-10 * max(self.up, self.down) // self.up)  # scipy's filter half length, input samples
+        self._margin = -(-(half_len_in + 1) // self.down) * self.down
+        self._pending: list[np.ndarray] = []  # mono input not yet final, starting at self._start
+        self._start = 0  # input index of the first pending sample (a multiple of down)
+        self._emitted = 0  # input index up to which output was emitted (a multiple of down)
+        self._total = 0
+
+    def feed(self, audio: np.ndarray) -> np.ndarray:
+        """Resampled mono float32 for what is final so far (possibly empty)."""
+        mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+        mono = np.asarray(mono, dtype=np.float32)
+        self._pending.append(mono)
+        self._total += mono.shape[0]
+        ready = (self._total - self._margin) // self.down * self.down
+        if ready - self._emitted < max(self._margin, SAMPLE_RATE):  # batch small chunks
+            return np.zeros(0, dtype=np.float32)
+        return self._emit(ready, final=False)
+
+    def finish(self) -> np.ndarray:
+        return self._emit(self._total, final=True)
+
+    def _emit(self, until: int, *, final: bool) -> np.ndarray:
+        if self.up == self.down:
+            out = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+            self._pending, self._start = [], self._total
+            return out.astype(np.float32, copy=False)
+        buffer = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+        block_end = self._total if final else until + self._margin
+        block = buffer[: block_end - self._start]
+        resampled = resample_poly(block, self.up, self.down) if block.size else np.zeros(0, np.float32)
+        first = (self._emitted - self._start) * self.up // self.down
+        if final:
+            last = -(-self._total * self.up // self.down) - self._start * self.up // self.down
+        else:
+            last = (until - self._start) * self.up // self.down
+        out = resampled[first:last]
+        self._emitted = until
+        keep_from = max(0, until - self._margin) // self.down * self.down
+        remaining = buffer[keep_from - self._start :]
+        self._pending, self._start = [remaining], keep_from
+        return out.astype(np.float32, copy=False)
+
+
 def quantize_pcm16(signal: np.ndarray) -> np.ndarray:
     """What a round trip through a PCM_16 WAV written and re-read by libsndfile does to float32 audio.
 
