@@ -239,3 +239,23 @@ def test_a_fresh_worker_remembers_its_first_start_for_the_reader(tmp_path, monke
     CheckpointStore(tmp_path / "b" / "state", checkpoint_key(cfg)).write(NOW - timedelta(minutes=3))
     resumed, _ = run_worker(tmp_path / "b", cfg, monkeypatch)
     assert resumed.fresh_start is None
+
+
+def test_backfill_of_another_stream_says_the_configs_location_is_not_used(tmp_path, monkeypatch) -> None:
+    from hydrophone_worker.service import cli as cli_module
+    from hydrophone_worker.service.runner import RunSummary
+
+    served: list[WorkerConfig] = []
+
+    def serve(config: WorkerConfig, *_args: object, **_kwargs: object) -> RunSummary:
+        served.append(config)
+        return RunSummary()
+
+    monkeypatch.setattr(cli_module, "_serve", serve)
+    path = tmp_path / "bush.yaml"
+    path.write_text(config(tmp_path).to_yaml())  # rpi_bush_point, location filled in
+    args = ["--stream", "rpi_orcasound_lab", "--start", "2026-11-29T10:00Z", "--end", "2026-11-29T11:00Z"]
+    result = CliRunner().invoke(backfill, [*args, "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"note: {path} is for stream rpi_bush_point; its location is not used" in result.stderr
+    assert served[0].location.name == "Orcasound Lab"

@@ -186,8 +186,14 @@ def backfill(
             raise click.BadParameter(str(exc), param_hint=name) from None
     # Without a config file: a local run, probes on any free loopback port.
     data = _as_data(_load(config_path)) if config_path else {"server": {"host": "127.0.0.1", "port": 0}}
-    if data.get("stream", {}).get("streamId", stream_id) != stream_id:
-        data.pop("location", None)  # the config's location belongs to another stream
+    configured = data.get("stream", {}).get("streamId", stream_id)
+    if configured != stream_id and data.pop("location", None):
+        # Never silently: the position of the config's hydrophone would be wrong on this one's detections.
+        click.echo(
+            f"note: {config_path} is for stream {configured}; its location is not used for {stream_id} "
+            f"(a known Orcasound site gets its own; else give a config with stream.streamId {stream_id})",
+            err=True,
+        )
     stream = {
         "streamId": stream_id,
         "mode": "range",
