@@ -137,3 +137,17 @@ def test_one_non_positive_extinf_costs_nothing(bucket_url: str, bad: str) -> Non
     assert_accounted(events, truth, 0.0, EPOCH + 2, EPOCH + 140)
     assert [e.reason for e in events if isinstance(e, Gap)] == ["stream-restart"]
     assert not re.search("no-audio", " ".join(e.detail for e in events if isinstance(e, Gap)))
+
+
+def test_resuming_a_range_inside_a_sliding_window_folder_repeats_and_skips_nothing(bucket_url: str) -> None:
+    """The slid-out segments' starts are estimates (here EXTINF overstates by 0.2 s a segment)."""
+    publish(bucket_url, sliding_window=5)
+    edit(bucket_url, EPOCH, lambda text: text.replace("#EXTINF:10.005333,", "#EXTINF:10.205333,"))
+    assembler = ClipAssembler(STREAM)
+    events = read(bucket_url, EPOCH + 2, EPOCH + 150)
+    [first_clip, *_] = [c for e in events for c in assembler.feed(e) if isinstance(c, Clip)]
+    checkpoint = first_clip.end
+    resumed = list(RangeReader(bucket_url, STREAM, checkpoint, utc_at(EPOCH + 150), resumed=True).events())
+    first = resumed[0]
+    assert isinstance(first, Segment), first
+    assert first.ref.sequence == first_clip.segments[-1].sequence + 1 and first.ref.start == checkpoint

@@ -31,31 +31,29 @@ class FileScore:
 
 
 class _Source:
-    """The file's prepared (mono 20 kHz, normalised, 16-bit quantised) chunks; counts the source samples."""
+    """One decoding pass over a file: prepared or plain resampled chunks; counts the source samples."""
 
-    def __init__(self, path: Path | str, peak: float | None) -> None:
+    def __init__(self, path: Path | str) -> None:
         self.rate, self._chunks = frontend.decode_chunks(path)
         self.samples = 0
-        self._peak = peak
 
-    def prepared(self) -> Iterator[np.ndarray]:
+    def resampled(self) -> Iterator[np.ndarray]:
+        """Mono 20 kHz chunks, as `prepare` makes them before normalising and quantising."""
         resampler = frontend.StreamingResampler(self.rate)
-        for part in self._resampled(resampler):
-            yield frontend.quantize_pcm16(part if self._peak is None else part / self._peak)
-
-    def _resampled(self, resampler: frontend.StreamingResampler) -> Iterator[np.ndarray]:
         for chunk in self._chunks:
             self.samples += chunk.shape[-1]
             yield resampler.feed(chunk)
         yield resampler.finish()
 
+    def prepared(self, peak: float | None) -> Iterator[np.ndarray]:
+        for part in self.resampled():
+            yield frontend.quantize_pcm16(part if peak is None else part / peak)
+
 
 def _peak(path: Path | str) -> float | None:
     """max |x| of the resampled signal (what `prepare` normalises by); None for silence."""
-    rate, chunks = frontend.decode_chunks(path)
-    resampler = frontend.StreamingResampler(rate)
     peak = np.float32(0.0)
-    for part in (*(resampler.feed(c) for c in chunks), resampler.finish()):
+    for part in _Source(path).resampled():
         if part.size:
             peak = max(peak, np.max(np.abs(part)))
     return peak if peak > 0 else None
@@ -77,11 +75,12 @@ def score_file(detector: Detector, path: Path | str, block_s: float = BLOCK_S) -
     """The file's window scores and clip verdict; raises frontend.AudioDecodeError for unreadable audio."""
     began = time.perf_counter()
     p = detector.params
-    source = _Source(path, _peak(path) if p.normalize else None)
+    peak = _peak(path) if p.normalize else None
+    source = _Source(path)
     window, hop = frontend.window_length(p.window_s), round(p.hop_s * frontend.SAMPLE_RATE)
     block = max(1, round(block_s * frontend.SAMPLE_RATE / hop)) * hop
     scores: list[float] = []
-    for piece in _blocks(source.prepared(), window, hop, block):
+    for piece in _blocks(source.prepared(peak), window, hop, block):
         scores += detector.window_scores(piece)
     if source.samples == 0:
         raise frontend.AudioDecodeError(path, "no audio samples could be decoded")

@@ -78,7 +78,10 @@ def default_reader_factory(
     def make(start_at: datetime | None) -> Reader:
         if stream.mode == "range":
             assert stream.start is not None and stream.end is not None
-            return RangeReader(stream.base_url, stream.stream_id, start_at or stream.start, stream.end)
+            resumed = start_at is not None and start_at != stream.start  # from the range's checkpoint
+            return RangeReader(
+                stream.base_url, stream.stream_id, start_at or stream.start, stream.end, resumed=resumed
+            )
         whole = start_at is not None and start_at == fresh_start()
         return LiveReader(
             stream.base_url, stream.stream_id, start_at=start_at, stop=stop, whole_start_segment=whole

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import httpx
 
 from hydrophone_worker.domain import PACIFIC, Gap, Segment, SegmentRef, utc
-from hydrophone_worker.source.accounting import GAP_TOLERANCE_S, gap, lead_gaps, outage_reason
+from hydrophone_worker.source.accounting import gap, lead_gaps, outage_reason
 from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
 from hydrophone_worker.source.layout import folders_prefix
 from hydrophone_worker.source.playlist import NOMINAL_SEGMENT_S, Playlist, folder_audio_start
@@ -39,7 +39,6 @@ _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 MAX_LIST_PAGES = 1000  # x 1000 folders a page: far beyond any stream's history, but a bound on the loop
 # A checkpoint (a clip end) and the next playlist parse can disagree by microseconds: still the same instant.
 _SAME_INSTANT = timedelta(milliseconds=1)
-_ESTIMATE_TOLERANCE = timedelta(seconds=GAP_TOLERANCE_S)
 _PACIFIC_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
 _SEGMENT_NAME = re.compile(r"^live(\d+)\.ts$")  # ffmpeg's live%03d.ts: the number is the media sequence
 T = TypeVar("T")
@@ -189,7 +188,11 @@ class RangeReader(StreamReader):
         client: httpx.Client | None = None,
         retry: RetryPolicy | None = None,
         stale_after_s: float = 60.0,
+        resumed: bool = False,
     ) -> None:
+        """`resumed`: `start` is where an earlier read of this range stopped (a checkpoint, i.e. the end of a
+        segment already read), so the segment ending there is not read again even if its end is only an
+        estimate (EXTINF or nominal lengths drift by ~50 us a segment from the decoded ones)."""
         self.start, self.end = utc(start), utc(end)
         if self.end <= self.start:
             raise ValueError(
@@ -200,6 +203,7 @@ class RangeReader(StreamReader):
         fetcher = Fetcher(self._client, policy=retry or RetryPolicy(), errors=self.stats.fetch_errors)
         self._files = StreamFiles(fetcher, base_url, stream_id)
         self._stale_after_s = stale_after_s
+        self._resumed = resumed
 
     def _run(self) -> Iterator[Segment | Gap]:
         files = self._files
@@ -274,9 +278,10 @@ class RangeReader(StreamReader):
             ref = chain(listed, previous)
             if ref.start >= self.end:
                 return
-            # An estimated end (unlisted, or EXTINF-timed without a decoded predecessor) is good to a few ms
-            # per segment: one ending near the cursor (a checkpoint is a clip end) is that boundary, read.
-            if not (ref.pinned or exact) and abs(ref.end - cursor) <= _ESTIMATE_TOLERANCE:
+            # Resuming, the cursor is a segment end read before; an estimated end (no decoded predecessor)
+            # within half a segment of it is that boundary.
+            near = abs(ref.end - cursor) <= timedelta(seconds=ref.duration / 2)
+            if self._resumed and cursor == self.start and not exact and near:
                 previous, exact = replace(ref, duration=(cursor - ref.start).total_seconds()), True
                 continue
             if ref.end - cursor > _SAME_INSTANT:
