@@ -88,6 +88,12 @@ def test_a_model_dir_that_is_a_file(tmp_path: Path) -> None:
     assert_clean(result, f"model.dir: {weights} is a file")
 
 
+def test_a_missing_model_dir_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the real loader: it refuses a missing directory before reading anything
+    result = invoke(tmp_path, yaml.safe_dump(with_("model", dir=str(tmp_path / "nowhere"))))
+    assert_clean(result, "model.dir:", "no such model directory", "point model.dir (or --model)")
+
+
 def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     result = invoke(tmp_path, "stream: {streamId: rpi_bush_point}\n# caf\xe9\n".encode("latin-1"))
     assert_clean(result, "not UTF-8 text (byte 0xe9", "save the file as UTF-8")

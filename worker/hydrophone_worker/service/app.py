@@ -31,6 +31,9 @@ from hydrophone_worker.service.status import WorkerStatus
 log = logging.getLogger("hydrophone_worker.run")
 
 
+MODEL_DIR_FIX = "point model.dir (or --model) at a directory holding config.yaml and model.safetensors"
+
+
 class WorkerSetupError(RuntimeError):
     """The worker cannot start (model, sinks, state dir); the message says what to fix."""
 
@@ -125,10 +128,7 @@ def check_model_settings(config: WorkerConfig) -> int:
     except ValueError as exc:
         raise WorkerSetupError(f"model.threads: {exc}".replace("; give", " — fix: give", 1)) from None
     if config.model.dir.exists() and not config.model.dir.is_dir():
-        raise WorkerSetupError(
-            f"model.dir: {config.model.dir} is a file — fix: give the directory holding config.yaml and "
-            "model.safetensors"
-        )
+        raise WorkerSetupError(f"model.dir: {config.model.dir} is a file — fix: {MODEL_DIR_FIX}")
     return threads
 
 
@@ -141,7 +141,8 @@ def load_scorer(config: WorkerConfig) -> Scorer:
     try:
         loaded = load_model_dir(config.model.dir)
     except ModelDirError as exc:
-        raise WorkerSetupError(f"model.dir: {exc}") from None
+        fix = "" if "fix:" in str(exc) else f" — fix: {MODEL_DIR_FIX}"
+        raise WorkerSetupError(f"model.dir: {exc}{fix}") from None
     params = detection_params(config, loaded.config)
     try:
         detector = Detector(
