@@ -127,46 +127,40 @@ def test_a_malformed_storage_connection_string_without_quoting_it(
     assert connection_string not in line  # a secret is never echoed
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ODD: list[object] = [
+    True, False, None, -1, 0, 1e-9, 1e308, float("inf"), float("nan"), "", "x" * 5000, [], {}, [1, [2]],
+    {"a": {"b": 1}}, "2026-13-45", 2**70, "UTF-8 \u00e9\u00e8", {"x" * 300: 1},
+]  # fmt: skip
+
+
+def _mutate(data: object, rng: random.Random) -> object:
+    """Replace one value at a random depth (or add an odd key) with a value of another kind."""
+    if isinstance(data, dict) and data and rng.random() < 0.8:
+        key = rng.choice(sorted(data, key=str))
+        if rng.random() < 0.1:
+            return {**data, f"{key}_typo": rng.choice(ODD)}
+        return {**data, key: _mutate(data[key], rng)}
+    return rng.choice(ODD)
+
+
 def _mutations(seed: int, count: int) -> list[object]:
-    """Seeded mutations of a full config: each key's value replaced by a value of another kind."""
+    """Seeded mutations of both example configs (ours and upstream's flat one)."""
     rng = random.Random(seed)
-    full = yaml.safe_load(
-        (Path(__file__).resolve().parents[2] / "examples" / "worker-config.yaml").read_text()
-    )
-    odd: list[object] = [
-        True,
-        False,
-        None,
-        -1,
-        0,
-        1e-9,
-        1e308,
-        float("inf"),
-        float("nan"),
-        "",
-        "x" * 5000,
-        [],
-        {},
-        [1, [2]],
-        {"a": {"b": 1}},
-        "2026-13-45",
-        2**70,
+    examples = [
+        yaml.safe_load((EXAMPLES / name).read_text())
+        for name in ("worker-config.yaml", "upstream-config.yml")
     ]
-    out: list[object] = []
-    for _ in range(count):
-        data = yaml.safe_load(yaml.safe_dump(full))
-        section = rng.choice(sorted(data))
-        if isinstance(data[section], dict) and data[section]:
-            data[section][rng.choice(sorted(data[section]))] = rng.choice(odd)
-        else:
-            data[section] = rng.choice(odd)
-        out.append(data)
-    return out
+    return [_mutate(rng.choice(examples), rng) for _ in range(count)]
 
 
 def test_seeded_config_mutations_never_end_in_a_traceback_or_a_line_without_a_fix() -> None:
-    for data in _mutations(seed=13, count=300):
+    """The issue's fuzz run: 99 of 2000 mutations ended in tracebacks, 1290 clean errors lacked a fix."""
+    refused = 0
+    for data in _mutations(seed=13, count=2000):
         try:
             parse_config(data, "mutated.yaml")
         except ConfigError as exc:  # anything else escapes and fails the test
+            refused += 1
             assert all(FIX in problem and len(problem) < 600 for problem in exc.problems), exc.problems
+    assert refused > 1000  # the mutations do reach the validation
