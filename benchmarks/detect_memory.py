@@ -5,8 +5,8 @@
 For each length a stereo 48 kHz 16-bit WAV of synthetic audio is written to a temporary directory and scored
 with the demo model (models/demo: the network's cost does not matter here) in a fresh child process, once
 streamed and once the old way (frontend.decode + Detector.score_audio, the baseline, same run). Each child
-prints its own peak RSS. Streamed memory should stay flat as files grow; the baseline grows with the file.
-Not a test: it prints figures.
+prints its own peak RSS and scoring time. Streamed memory should stay flat as files grow; the baseline
+grows with the file. Not a test: it prints figures.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +44,14 @@ def child(mode: str, path: str) -> None:
     torch.set_num_threads(1)
     loaded = load_model_dir(MODEL)
     detector = Detector(loaded.network, DetectionParams.from_config(loaded.config))
+    began = time.perf_counter()
     if mode == "streamed":
         windows = len(score_file(detector, path).score.window_scores)
     else:
         windows = len(detector.score_audio(*frontend.decode(path)).window_scores)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_mib": peak, "windows": windows}))
+    seconds = time.perf_counter() - began
+    print(json.dumps({"peak_mib": peak, "windows": windows, "seconds": seconds}))
 
 
 def measure(mode: str, path: Path) -> dict:
@@ -73,11 +76,21 @@ def main() -> None:
             write_wav(path, minutes)
             streamed, whole = measure("streamed", path), measure("whole", path)
             assert streamed["windows"] == whole["windows"]
-            rows.append((minutes, path.stat().st_size / 2**20, streamed["peak_mib"], whole["peak_mib"]))
+            rows.append(
+                (
+                    minutes,
+                    path.stat().st_size / 2**20,
+                    streamed["peak_mib"],
+                    whole["peak_mib"],
+                    streamed["seconds"] / whole["seconds"],
+                )
+            )
             path.unlink()
-    print(f"{'minutes':>8} {'file MiB':>9} {'streamed MiB':>13} {'whole-file MiB':>15} {'ratio':>6}")
-    for minutes, size, streamed, whole in rows:
-        print(f"{minutes:8g} {size:9.0f} {streamed:13.0f} {whole:15.0f} {whole / streamed:6.2f}")
+    header = f"{'minutes':>8} {'file MiB':>9} {'streamed MiB':>13} {'whole-file MiB':>15} {'ratio':>6}"
+    print(header + f" {'time streamed/whole':>20}")
+    for minutes, size, streamed, whole, time_ratio in rows:
+        line = f"{minutes:8g} {size:9.0f} {streamed:13.0f} {whole:15.0f} {whole / streamed:6.2f}"
+        print(line + f" {time_ratio:20.2f}")
     first, last = rows[0], rows[-1]
     print(
         f"growth from {first[0]:g} to {last[0]:g} min: streamed x{last[2] / first[2]:.2f}, "

@@ -60,15 +60,21 @@ def _peak(path: Path | str) -> float | None:
 
 
 def _blocks(parts: Iterator[np.ndarray], window: int, hop: int, block: int) -> Iterator[np.ndarray]:
-    """Consecutive views whose strict windows are those of the whole signal starting in each block."""
+    """Consecutive pieces whose strict windows are those of the whole signal starting in each block."""
     overlap = max(window - hop, 0)
-    buffer = np.zeros(0, dtype=np.float32)
+    pending: list[np.ndarray] = []  # joined only once a block is complete: no quadratic copying
+    size = 0
     for part in parts:
-        buffer = np.concatenate([buffer, part]) if buffer.size else part
+        pending.append(part)
+        size += part.shape[0]
+        if size < block + overlap:
+            continue
+        buffer = np.concatenate(pending)
         while buffer.shape[0] >= block + overlap:
             yield buffer[: block + overlap]
             buffer = buffer[block:]
-    yield buffer
+        pending, size = [buffer], buffer.shape[0]
+    yield np.concatenate(pending) if pending else np.zeros(0, dtype=np.float32)
 
 
 def score_file(detector: Detector, path: Path | str, block_s: float = BLOCK_S) -> FileScore:
