@@ -20,6 +20,7 @@ from hydrophone_worker.detector.backend import (
 )
 from hydrophone_worker.detector.cpu import configure_torch_threads, read_cpu_flags
 from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS, check_precision
+from hydrophone_worker.detector.longfile import score_file
 from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
@@ -77,7 +78,11 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
     show_default=True,
     help=BF16_HELP,
 )
-@click.option("--threads", type=int, help="torch threads [all CPUs the cgroup quota/affinity allows].")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="torch threads, 1 or more [all CPUs the cgroup quota/affinity allows].",
+)
 @click.option(
     "--compile/--no-compile",
     "compiled",
@@ -152,20 +157,22 @@ def detect(
     )
     del loaded  # the detector runs its own folded copy: free the original's ~100 MB of weights
 
-    out, err = Console(soft_wrap=True), Console(stderr=True)
+    # soft_wrap: a piped stderr must not break error lines at 80 columns.
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if as_tsv:
         click.echo(TSV_HEADER)
     unreadable = 0
     for path in _progress(files, err):
         try:
-            audio, rate = frontend.decode(path)
+            # Streamed: memory stays bounded however long the file is.
+            scored = score_file(detector, path)
         except frontend.AudioDecodeError as exc:
             unreadable += 1
             err.print(f"[red]error:[/] {exc}", highlight=False)
             if as_json:
                 click.echo(error_json(str(path), exc.reason))
             continue
-        result = FileResult(str(path), audio.shape[-1] / rate, detector.score_audio(audio, rate))
+        result = FileResult(str(path), scored.duration_s, scored.score)
         if as_json:
             click.echo(to_json(result))
         elif as_tsv:
