@@ -38,6 +38,7 @@ def test_the_example_config_documents_every_key() -> None:
 def test_readme_metric_names_are_the_exported_ones() -> None:
     metrics = WorkerMetrics("rpi_test")
     metrics.watch_fetch_errors(lambda: {"timeout": 1})
+    metrics.watch_deliveries(lambda: {"local": 1})
     # Prometheus appends _total to counter names in the exposition; the family name lacks it.
     exported = {
         family.name + ("_total" if family.type == "counter" else "") for family in metrics.registry.collect()
