@@ -11,12 +11,17 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from hydrophone_worker.config import DEFAULT_BASE_URL
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hydrophone_operator.quantity import canonical_quantity
 
 ENV_PREFIX = "HYDROPHONE_OPERATOR_"
 MODEL_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+# Kept in the API server's canonical spelling (1.5Gi -> 1536Mi): the children we apply are never rewritten.
+Quantity = Annotated[
+    str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"), AfterValidator(canonical_quantity)
+]
 
 
 class SettingsError(ValueError):
