@@ -1,8 +1,9 @@
 """Keep the chart's copies of the Hydrophone CRD in step with crds/, the single source.
 
-Writes charts/hydrophone-operator/crds/hydrophones.orcasound.net.yaml (a byte-for-byte copy, which Helm installs
-before it renders the chart's templates) and the `hydrophones[].spec` part of values.schema.json (the CRD's spec schema as JSON Schema draft-07,
-so a typo in a `hydrophones:` value fails `helm install` before anything reaches the cluster).
+Writes charts/hydrophone-operator/crds/hydrophones.orcasound.net.yaml (a byte-for-byte copy, which Helm
+installs before it renders the chart's templates) and the `hydrophones[].spec` part of values.schema.json
+(the CRD's spec schema as JSON Schema draft-07, so a typo in a `hydrophones:` value fails `helm install`
+before anything reaches the cluster).
 `python charts/sync_chart.py` updates them; `--check` only reports stale files (exit 1), as tests/ship does.
 """
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from hydrophone_operator.kube import Kube
+from hydrophone_operator.kube import Kube, KubeError
 from hydrophone_operator.reconcile import PAUSE_ANNOTATION, Fetcher, is_paused, reconcile
 from hydrophone_operator.resource import API_GROUP, API_VERSION, PLURAL
 from hydrophone_operator.settings import OperatorSettings
@@ -27,8 +27,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
-    # Only our explicit transition events reach `kubectl describe`; kopf's own chatter stays in the log.
-    settings.posting.loggers = False
+    # Only our transition events (Kube.post_event) reach `kubectl describe`; kopf's own chatter stays in the
+    # log.
+    settings.posting.enabled = False
     # A deleted Hydrophone waits for its in-flight resync (a thread cannot be cancelled): check every
     # second instead of kopf's default minute, so deletion is prompt.
     settings.background.cancellation_polling = 1.0
@@ -67,12 +68,16 @@ def _handle(
         if status_changed(outcome.previous, outcome.status):
             kube.patch_hydrophone_status(name, outcome.status)
         for condition in outcome.transitions:
-            kopf.event(
-                body,
-                type="Warning" if is_warning(condition) else "Normal",
-                reason=f"{condition['type']}{condition['status']}",
-                message=f"{condition['reason']}: {condition['message']}",
-            )
+            reason = f"{condition['type']}{condition['status']}"
+            try:
+                kube.post_event(
+                    body,
+                    type="Warning" if is_warning(condition) else "Normal",
+                    reason=reason,
+                    message=f"{condition['reason']}: {condition['message']}",
+                )
+            except KubeError as exc:  # an event is a courtesy: the condition in status already says it
+                logger.warning("could not post event %s: %s", reason, exc)
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
@@ -80,8 +85,16 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: 
     fetch = partial(fetch_worker_status, timeout=settings.worker_status_timeout_seconds)
     handler = partial(_handle, kube, settings, fetch, _PerObjectLocks())
     resource = (API_GROUP, API_VERSION, PLURAL)
+    # A refused apply (say, into a namespace still terminating) is retried at the resync period, not after
+    # kopf's default minute.
+    backoff = settings.resync_seconds
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
-        decorator(*resource, registry=registry, id="reconcile")(handler)
-    kopf.timer(*resource, registry=registry, id="resync", interval=settings.resync_seconds, initial_delay=1)(
-        handler
-    )
+        decorator(*resource, registry=registry, id="reconcile", backoff=backoff)(handler)
+    kopf.timer(
+        *resource,
+        registry=registry,
+        id="resync",
+        interval=settings.resync_seconds,
+        initial_delay=1,
+        backoff=backoff,
+    )(handler)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import kubernetes
@@ -22,6 +23,7 @@ from hydrophone_operator.resource import API_GROUP, API_VERSION, KIND, PLURAL
 log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "hydrophone-operator"
+EVENTS_NAMESPACE = "default"  # where the API server accepts events about cluster-scoped objects
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,10 @@ KINDS: dict[tuple[str, str], Kind] = {
     (f"{API_GROUP}/{API_VERSION}", KIND): Kind(f"/apis/{API_GROUP}/{API_VERSION}", PLURAL, False),
 }
 # Verbs used per kind (for the chart's ClusterRole): get (the previous version, once per object and
-# process) and patch (server-side apply, which also creates a missing object). Hydrophones: get and patch
-# (incl. hydrophones/status). kopf itself additionally lists/watches/patches Hydrophones and creates Events.
-VERBS = ("get", "patch")
+# process) and patch (server-side apply); an apply that creates the object also needs create (the API
+# server checks it). Hydrophones: get and patch (incl. hydrophones/status). kopf itself additionally
+# lists/watches/patches Hydrophones and creates Events.
+VERBS = ("get", "create", "patch")
 
 Applied = Literal["created", "updated", "unchanged"]
 
@@ -159,6 +162,37 @@ class Kube:
     def patch_hydrophone_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
         path = object_path(f"{API_GROUP}/{API_VERSION}", KIND, name) + "/status"
         return self._call("PATCH", path, {"status": status}, "application/merge-patch+json")[1]
+
+    def post_event(self, involved: dict[str, Any], type: str, reason: str, message: str) -> dict[str, Any]:
+        """A core/v1 Event about `involved`, a cluster-scoped Hydrophone.
+
+        Its reference carries no namespace, as the object has none: `kubectl describe hydrophone` looks for
+        exactly that (kopf's events name the namespace `default`, so they never show). The API server then
+        wants the Event itself in `default`, where events of cluster-scoped objects (Nodes too) live.
+        """
+        meta = involved["metadata"]
+        namespace = EVENTS_NAMESPACE
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:1024],  # the API server refuses longer messages
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        return self._call("POST", f"/api/v1/namespaces/{namespace}/events", event, "application/json")[1]
 
     def ensure(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], Applied]:
         """Apply `manifest`; say whether the server created the object, changed it, or left it as it was.
