@@ -47,8 +47,8 @@ KINDS: dict[tuple[str, str], Kind] = {
 }
 # Verbs used per kind (for the chart's ClusterRole): get (the previous version, once per object and
 # process) and patch (server-side apply); an apply that creates the object also needs create (the API
-# server checks it). Hydrophones: get and patch (incl. hydrophones/status). kopf itself additionally
-# lists/watches/patches Hydrophones and creates Events.
+# server checks it). Hydrophones: list (the resync), get and patch (incl. hydrophones/status); events:
+# create (in `default`). kopf itself additionally watches and patches Hydrophones.
 VERBS = ("get", "create", "patch")
 
 Applied = Literal["created", "updated", "unchanged"]
@@ -155,6 +155,15 @@ class Kube:
             "application/apply-patch+yaml",
             [("fieldManager", FIELD_MANAGER), ("force", "true")],
         )
+
+    def list_hydrophone_names(self) -> list[str]:
+        """The Hydrophones that exist and are not being deleted."""
+        listing = self._call("GET", object_path(f"{API_GROUP}/{API_VERSION}", KIND))[1]
+        return [
+            item["metadata"]["name"]
+            for item in listing.get("items") or []
+            if not item["metadata"].get("deletionTimestamp")
+        ]
 
     def get_hydrophone(self, name: str) -> dict[str, Any] | None:
         return self.get(f"{API_GROUP}/{API_VERSION}", KIND, name)

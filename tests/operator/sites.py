@@ -114,7 +114,7 @@ class Site:
 
     def wait_resyncs(self, passes: int) -> None:
         """Until the operator's resync timer has visited this site `passes` more times."""
-        tick = f"[{self.name}] Timer 'resync' succeeded"
+        tick = f"[{self.name}] resync succeeded"
         seen = self.operator.log_text().count(tick)
         self.wait(lambda: self.operator.log_text().count(tick) >= seen + passes, f"{passes} resync passes")
 

@@ -390,9 +390,10 @@ def test_deleting_a_hydrophone_deletes_its_namespace_and_everything_in_it(
 ) -> None:
     s = make_site(site("doomed"))
     s.wait(s.pods, "the worker pod")
-    assert s.hp()["metadata"]["finalizers"] == ["orcasound.net/finalizer"]
+    # No finalizer: deleting a Hydrophone never waits for the operator (it may be down, or uninstalled).
+    assert not s.hp()["metadata"].get("finalizers")
     cluster.kubectl("delete", "hydrophone", "doomed", "--wait=false")
-    s.wait(lambda: s.hp() is None, "Hydrophone gone (finalizer released)")
+    s.wait(lambda: s.hp() is None, "Hydrophone gone")
     # The garbage collector deletes the owned Namespace; the namespace controller empties it.
     s.wait(lambda: s.namespace() is None, "namespace deleted", timeout=90)
     assert all(cluster.get(path) is None for path in s.child_paths().values())

@@ -64,7 +64,7 @@ def fleet(status_server: StatusServer, tmp_path_factory: pytest.TempPathFactory)
         cluster.create(f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets", credentials_secret())
         with cluster.helm(OPERATOR_NAMESPACE) as config:
             release = config.install(str(CHART), RELEASE, values, namespace=OPERATOR_NAMESPACE, timeout=120)
-        assert release["info"]["status"] == "deployed", release
+        assert release["status"] == "deployed", release["status"]
         kubeconfig = cluster.token_kubeconfig(OPERATOR_NAMESPACE, RELEASE, workdir / "operator.kubeconfig")
         env = operator_environment(kubeconfig, status_server)
         with operator_process(env, workdir / "operator.log") as operator:
@@ -103,7 +103,7 @@ def test_upgrade_changing_one_threshold_rolls_only_that_site_once(fleet: Fleet) 
     spec["detection"]["globalThreshold"] = 0.92
     with fleet.helm() as config:
         release = config.upgrade(str(CHART), RELEASE, values, namespace=OPERATOR_NAMESPACE, timeout=120)
-    assert release["version"] == 2
+    assert release["revision"] == 2
 
     bush.wait(
         lambda: (
@@ -126,7 +126,7 @@ def test_uninstall_removes_the_releases_sites_and_keeps_the_crd(fleet: Fleet) ->
         "apiVersion": "orcasound.net/v1alpha1",
         "kind": "Hydrophone",
         "metadata": {"name": "by-hand"},
-        "spec": {"streamId": "rpi_by_hand"},
+        "spec": {"streamId": "rpi_by_hand", "publish": {"enabled": False}},
     }
     fleet.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(kept))
     by_hand = Site(fleet.cluster, fleet.operator, "by-hand")
