@@ -121,7 +121,7 @@ class Resync:
                     names = self._kube.list_hydrophone_names()
                 except Exception:
                     self.log.exception(
-                        "resync: cannot list Hydrophones; trying again in %.0f s", self._period
+                        "resync: cannot list Hydrophones; trying again in %g s", self._period
                     )
                     continue
                 wait([pool.submit(self._one, name) for name in names])
@@ -131,7 +131,7 @@ class Resync:
         try:
             self._handle(name=name, logger=logger)
         except Exception:
-            logger.exception("resync failed; trying again in %.0f s", self._period)
+            logger.exception("resync failed; trying again in %g s", self._period)
         else:
             logger.info("resync succeeded")
 

@@ -99,9 +99,9 @@ def _error(status: int, method: str, path: str, data: bytes) -> KubeError:
 class Kube:
     def __init__(self, client: kubernetes.client.ApiClient):
         self._client = client
-        # The resourceVersion each object had after our last apply: a steady-state apply then needs no GET
-        # to tell "unchanged" from "updated". One short string per child.
-        self._versions: dict[str, str] = {}
+        # What each object looked like after our last apply (see _version): a steady-state apply then needs
+        # no GET to tell "unchanged" from "updated". Two short strings per child.
+        self._versions: dict[str, tuple[str, str]] = {}
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -213,10 +213,23 @@ class Kube:
         if before is None:
             meta = manifest["metadata"]
             observed = self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
-            before = (observed or {}).get("metadata", {}).get("resourceVersion")
+            before = _version(observed) if observed else None
         status, obj = self.apply(manifest)
-        after = obj["metadata"]["resourceVersion"]
+        after = _version(obj)
         self._versions[path] = after
         if status == 201 or before is None:
             return obj, "created"
-        return obj, "unchanged" if after == before else "updated"
+        # Another writer (the Deployment controller's status, say) moves the resourceVersion too; our own
+        # managedFields entry only moves when our apply changed something.
+        return obj, "unchanged" if after[0] == before[0] or after[1] == before[1] else "updated"
+
+
+def _version(obj: dict[str, Any]) -> tuple[str, str]:
+    """(resourceVersion, our field manager's managedFields entry: its time and field set)."""
+    meta = obj["metadata"]
+    ours = [
+        json.dumps([m.get("time"), m.get("fieldsV1")], sort_keys=True)
+        for m in meta.get("managedFields") or []
+        if m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply" and not m.get("subresource")
+    ]
+    return str(meta["resourceVersion"]), "".join(ours)
