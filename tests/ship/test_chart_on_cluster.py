@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -32,7 +33,7 @@ from tests.cluster import (
     operator_process,
 )
 from tests.operator.sites import Site, condition
-from tests.ship.conftest import ORCASOUND_VALUES
+from tests.ship.conftest import CRD_FILE, ORCASOUND_VALUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -119,6 +120,25 @@ def test_upgrade_changing_one_threshold_rolls_only_that_site_once(fleet: Fleet) 
     assert len(bush.replica_sets()) == 2
     for name, s in sites.items():
         assert s.deployment()["metadata"]["resourceVersion"] == others[name], f"{name} was rewritten"
+
+
+def test_the_crd_upgrades_as_the_readme_says(fleet: Fleet, tmp_path: Path) -> None:
+    """`helm upgrade` leaves crds/ alone; `kubectl apply --server-side --force-conflicts` takes the CRD over
+    from Helm's field manager (without --force-conflicts it refuses, naming the conflict)."""
+    newer = CRD_FILE.read_text(encoding="utf-8").replace(
+        "description: Seconds between the newest audio",
+        "description: (newer chart) Seconds between the newest audio",
+    )
+    assert newer != CRD_FILE.read_text(encoding="utf-8")
+    path = tmp_path / "hydrophones.orcasound.net.yaml"
+    path.write_text(newer, encoding="utf-8")
+    refused = fleet.cluster.kubectl("apply", "--server-side", "-f", str(path), check=False)
+    assert refused.returncode != 0 and "--force-conflicts" in refused.stderr
+    fleet.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    (version,) = fleet.cluster.get(CRD)["spec"]["versions"]
+    (lag,) = [c for c in version["additionalPrinterColumns"] if c["name"] == "Lag"]
+    assert lag["description"].startswith("(newer chart)")
+    fleet.cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
 
 
 def test_uninstall_removes_the_releases_sites_and_keeps_the_crd(fleet: Fleet) -> None:
