@@ -1,6 +1,6 @@
 """The one idempotent reconcile: desired children from the builders, observed state in, status out.
 
-Called by kopf on create/update/resume and by the timer, so it must be cheap when nothing changed: every
+Called by kopf on create/update/resume and by the resync, so it must be cheap when nothing changed: every
 child is read, compared and written only if it drifted.
 """
 

@@ -54,7 +54,7 @@ class OperatorSettings(BaseSettings):
     state_claim_size: Quantity | None = None
     state_storage_class: str | None = Field(None, min_length=1)  # None = the cluster's default class
     scratch_size_limit: Quantity = "1Gi"
-    # How often the timer re-applies children (drift correction) and refreshes status from the worker.
+    # How often the resync re-applies children (drift correction) and refreshes status from the worker.
     resync_seconds: float = Field(60.0, gt=0)
     lag_degraded_seconds: float = Field(900.0, gt=0)
     # {service} {namespace} {port} are filled in; tests point this at a server on 127.0.0.1.
