@@ -23,6 +23,12 @@ def site(name: str, stream_id: str = "rpi_orcasound_lab", **spec: Any) -> dict[s
     }
 
 
+def ours(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our field manager's managedFields entries (with their time): unchanged = we did not write the object.
+    (Its resourceVersion also moves when a controller writes its status.)"""
+    return [m for m in obj["metadata"].get("managedFields") or [] if m["manager"] == "hydrophone-operator"]
+
+
 def condition(hp: dict[str, Any] | None, kind: str) -> dict[str, Any]:
     for cond in ((hp or {}).get("status") or {}).get("conditions") or []:
         if cond["type"] == kind:

@@ -21,18 +21,13 @@ import yaml
 from hydrophone_worker.config import WorkerConfig
 
 from tests.cluster import HYDROPHONES, OPERATOR_NAMESPACE, SECRET, ControlPlane, OperatorProcess, StatusServer
-from tests.operator.sites import CONFIG_HASH, CREDENTIALS_HASH, WORKER, Site, condition, site
+from tests.operator.sites import CONFIG_HASH, CREDENTIALS_HASH, WORKER, Site, condition, ours, site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ORCASOUND_LAB = ROOT / "examples" / "hydrophones" / "orcasound-lab.yaml"
 MakeSite = Callable[..., Site]
-
-
-def ours(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    """Our field manager's entries (with their time): unchanged means we did not write the object."""
-    return [m for m in obj["metadata"]["managedFields"] if m["manager"] == "hydrophone-operator"]
 
 
 def _iso(when: datetime) -> str:
@@ -294,6 +289,14 @@ def test_steady_state_writes_nothing_even_for_values_the_server_normalises(make_
     container = s.deployment()["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["requests"] == {"cpu": "1500m", "memory": "1536Mi"}
     assert {"name": "EMPTY"} in container["env"]
+    # The Deployment controller has caught up with the spec (its status writes move resourceVersion too).
+    s.wait(
+        lambda: (
+            (d := s.deployment())
+            and d.get("status", {}).get("observedGeneration") == d["metadata"]["generation"]
+        ),
+        "the Deployment controller's status",
+    )
     s.wait_resyncs(1)
     settled = s.versions()
     assert set(settled) == {"Hydrophone", *s.child_paths()}
