@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo bench clean chromium promtool
+.PHONY: setup control-plane test lint demo bench cluster cluster-down clean chromium promtool
 
 # torch goes in first and pinned: the machine holds a local CPU wheel of 2.13.0; any other
 # resolution pulls a multi-GB CUDA build.
@@ -42,7 +42,12 @@ promtool: $(PROMTOOL)
 
 setup: $(STAMP) $(NODE_STAMP) chromium promtool
 
-test: setup
+# etcd, kube-apiserver and kube-controller-manager built from the Go module proxy (needs Go 1.26), cached
+# under ~/.cache/hydrophone-operator by version: only the first run on a machine compiles (tens of minutes).
+control-plane: $(STAMP)
+	$(PY) tools/control_plane.py build >/dev/null
+
+test: setup control-plane
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -55,10 +60,20 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m hydrophone_worker.service.demo
 
-bench: setup
+bench: setup control-plane
 	$(PY) benchmarks/detector.py
 	$(PY) benchmarks/worker.py
 	$(PY) benchmarks/worker.py --precision bf16
+	$(PY) benchmarks/operator.py
+
+# Try the operator on your laptop: a real control plane on 127.0.0.1 (no kubelet: pods stay Pending).
+CLUSTER_DIR ?= .cluster
+cluster: control-plane
+	$(PY) tools/control_plane.py up --dir $(CLUSTER_DIR)
+	@echo "export KUBECONFIG=$(abspath $(CLUSTER_DIR))/admin.kubeconfig"
+
+cluster-down: $(STAMP)
+	$(PY) tools/control_plane.py down --dir $(CLUSTER_DIR)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

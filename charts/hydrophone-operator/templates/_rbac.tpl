@@ -16,6 +16,11 @@ Cluster-wide because each Hydrophone gets a namespace created at run time.
 - apiGroups: [orcasound.net]
   resources: [hydrophones/status]
   verbs: [patch]
+# Children carry an owner reference with blockOwnerDeletion: OwnerReferencesPermissionEnforcement admits it
+# only from a client that may update the owner's finalizers.
+- apiGroups: [orcasound.net]
+  resources: [hydrophones/finalizers]
+  verbs: [update]
 # Events on condition transitions, for `kubectl describe hydrophone`.
 - apiGroups: [""]
   resources: [events]

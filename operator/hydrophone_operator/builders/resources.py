@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+from hydrophone_operator.quantity import canonical_quantity
 from hydrophone_operator.resource import Hydrophone
 from hydrophone_operator.settings import OperatorSettings
 
@@ -12,10 +13,11 @@ _CPU = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<milli>m?)$")
 
 
 def worker_resources(hp: Hydrophone, settings: OperatorSettings) -> dict[str, dict[str, str]]:
+    """Quantities in the server's canonical spelling (`1.5` -> `1500m`): applied as stored, so no rewrite."""
     defaults = settings.default_worker_resources
     spec = hp.spec.worker.resources or {}
     return {
-        kind: {key: str(value) for key, value in {**base, **(spec.get(kind) or {})}.items()}
+        kind: {key: canonical_quantity(value) for key, value in {**base, **(spec.get(kind) or {})}.items()}
         for kind, base in (("requests", defaults.requests), ("limits", defaults.limits))
     }
 
