@@ -120,9 +120,7 @@ class Resync:
                 try:
                     names = self._kube.list_hydrophone_names()
                 except Exception:
-                    self.log.exception(
-                        "resync: cannot list Hydrophones; trying again in %g s", self._period
-                    )
+                    self.log.exception("resync: cannot list Hydrophones; trying again in %g s", self._period)
                     continue
                 wait([pool.submit(self._one, name) for name in names])
 
