@@ -570,18 +570,18 @@ def down(work: Path, grace: float = 15.0) -> list[str]:
         return []
     pids: dict[str, int] = json.loads(state.read_text())["pids"]
     ours = {name: pid for name, pid in pids.items() if alive(pid) and owned(pid, work)}
+    # One at a time, clients before servers: an API server whose etcd is already gone hangs in shutdown.
     for pid in reversed(list(ours.values())):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(pid) for pid in ours.values()):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(-1, os.WNOHANG)
-        time.sleep(0.1)
-    for pid in ours.values():
-        if alive(pid):
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while alive(pid) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(-1, os.WNOHANG)
+                time.sleep(0.05)
+            if not alive(pid):
+                break
     state.unlink()
     return list(ours)
 
