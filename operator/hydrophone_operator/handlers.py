@@ -15,7 +15,7 @@ from hydrophone_operator.reconcile import PAUSE_ANNOTATION, Fetcher, is_paused, 
 from hydrophone_operator.resource import API_GROUP, API_VERSION, PLURAL
 from hydrophone_operator.settings import OperatorSettings
 from hydrophone_operator.status import is_warning, status_changed
-from hydrophone_operator.workerstatus import fetch_worker_status
+from hydrophone_operator.workerstatus import StatusPoller
 
 FINALIZER = f"{API_GROUP}/finalizer"
 
@@ -77,7 +77,8 @@ def _handle(
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
     """One handler for create/update/resume and the resync timer; all share the per-object locks."""
-    fetch = partial(fetch_worker_status, timeout=settings.worker_status_timeout_seconds)
+    # Worker /status is read on the poller's own threads: a hanging worker never holds a reconcile.
+    fetch = StatusPoller(settings.worker_status_timeout_seconds, settings.worker_status_concurrency)
     handler = partial(_handle, kube, settings, fetch, _PerObjectLocks())
     resource = (API_GROUP, API_VERSION, PLURAL)
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):

@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import kubernetes
 
@@ -37,6 +38,10 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "PersistentVolumeClaim"): Kind("/api/v1", "persistentvolumeclaims", True),  # only if configured
     ("apps/v1", "Deployment"): Kind("/apis/apps/v1", "deployments", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): Kind("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    # The site RoleBinding granting the operator the chart's site ClusterRole in that namespace (issue 11).
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Kind(
+        "/apis/rbac.authorization.k8s.io/v1", "rolebindings", True
+    ),
     # Read fresh before each reconcile and its status subresource written (get, patch only).
     (f"{API_GROUP}/{API_VERSION}", KIND): Kind(f"/apis/{API_GROUP}/{API_VERSION}", PLURAL, False),
 }
@@ -133,3 +138,16 @@ class Kube:
         if patch is None:
             return observed, "unchanged"
         return self.merge_patch(manifest, patch), "updated"
+
+    # Stale Secret copies (reconcile.remove_stale_copies): list by label in a site namespace, delete by name.
+    def list_names(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[str]:
+        query = urlencode({"labelSelector": label_selector})
+        path = f"{object_path(api_version, kind, None, namespace)}?{query}"
+        return [item["metadata"]["name"] for item in self._call("GET", path).get("items") or []]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        try:
+            self._call("DELETE", object_path(api_version, kind, name, namespace))
+        except KubeError as exc:
+            if exc.status != 404:
+                raise

@@ -47,11 +47,15 @@ class StatusServer:
 
     def __init__(self) -> None:
         self.documents: dict[str, dict[str, Any]] = {}
-        documents = self.documents
+        self.hanging: set[str] = set()  # namespaces whose /status answers only when the server stops
+        self.released = threading.Event()
+        documents, hanging, released = self.documents, self.hanging, self.released
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 namespace, _, rest = self.path.strip("/").partition("/")
+                if namespace in hanging:
+                    released.wait(timeout=120)  # bounded: a test that forgets to stop still ends
                 document = documents.get(namespace) if rest == "status" else None
                 body = json.dumps(document or {"error": "no worker"}).encode()
                 self.send_response(200 if document is not None else 503)
@@ -75,6 +79,7 @@ class StatusServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=10)

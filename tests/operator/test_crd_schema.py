@@ -103,7 +103,7 @@ def test_crd_identity_and_columns() -> None:
 def test_cel_rules_are_present_and_compile() -> None:
     env = celpy.Environment()
     paths = {".".join(path) for path, _ in RULES}
-    assert {"spec.streamId", "spec.namespace", "spec.detection", "spec.publish"} <= paths
+    assert {"", "spec", "spec.streamId", "spec.detection", "spec.publish", "spec.publish.azure"} <= paths
     for _, rule in RULES:
         env.compile(rule["rule"])  # raises on a malformed expression
         assert rule["message"]
@@ -196,5 +196,10 @@ def test_stream_id_and_namespace_are_immutable() -> None:
     moved = _with({"spec": {"streamId": "rpi_other", "namespace": "elsewhere"}})
     errors = cel_errors(moved, old)
     assert any(e.startswith("spec.streamId: streamId is immutable") for e in errors), errors
-    assert any(e.startswith("spec.namespace: namespace is immutable") for e in errors), errors
+    assert any(e.startswith("spec: namespace is immutable") for e in errors), errors
     assert cel_errors(moved) == []  # transition rules do not apply on create
+    # Setting it later, or removing it, would move the site just the same.
+    unset = _with({})
+    unset["spec"].pop("namespace", None)
+    assert any(e.startswith("spec: namespace is immutable") for e in cel_errors(old, unset))
+    assert any(e.startswith("spec: namespace is immutable") for e in cel_errors(unset, old))

@@ -211,3 +211,12 @@ def test_detection_section_overrides_the_model_config(tmp_path) -> None:
 def test_switching_rule_without_its_threshold_says_which_key_to_set(tmp_path) -> None:
     with pytest.raises(WorkerSetupError, match=r"detection: .*fix: set detection.minPositiveWindows"):
         detection(tmp_path, aggregation="positive_count")
+
+
+def test_status_starts_from_the_detections_the_checkpoint_kept(tmp_path, monkeypatch) -> None:
+    cfg = config(tmp_path)
+    store = CheckpointStore(tmp_path / "state", checkpoint_key(cfg))
+    store.write(NOW - timedelta(minutes=29), detection_at=NOW - timedelta(minutes=30))
+    worker, _ = run_worker(tmp_path, cfg, monkeypatch)
+    snapshot = worker.status.snapshot()
+    assert (snapshot.detections_total, snapshot.last_detection_time) == (1, NOW - timedelta(minutes=30))

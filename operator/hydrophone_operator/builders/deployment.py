@@ -20,6 +20,8 @@ from hydrophone_operator.builders.meta import (
     CONFIG_KEY,
     CONFIG_NAME,
     CREDENTIALS_HASH_ANNOTATION,
+    MANAGED_BY,
+    MANAGER,
     WORKER,
     labels,
     object_meta,
@@ -89,6 +91,28 @@ def _container(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
     return container
 
 
+def _spread_across_nodes() -> dict[str, Any]:
+    """Prefer a node without another site's worker, so one node loss stops few sites.
+
+    Pod anti-affinity rather than topologySpreadConstraints: a spread constraint only counts pods of the pod's
+    own namespace, where a site has exactly one; an affinity term can look across the site namespaces.
+    """
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": WORKER}},
+                        "namespaceSelector": {"matchLabels": {MANAGED_BY: MANAGER}},
+                    },
+                }
+            ]
+        }
+    }
+
+
 def _pod_spec(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
     uid = settings.worker_uid
     spec: dict[str, Any] = {
@@ -109,15 +133,7 @@ def _pod_spec(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
             {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
             state_volume(settings),
         ],
-        # Spread the fleet's workers (all sites) across nodes so one node loss stops few sites.
-        "topologySpreadConstraints": [
-            {
-                "maxSkew": 1,
-                "topologyKey": "kubernetes.io/hostname",
-                "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": WORKER}},
-            }
-        ],
+        "affinity": _spread_across_nodes(),
     }
     if hp.spec.worker.node_selector:
         spec["nodeSelector"] = dict(hp.spec.worker.node_selector)
