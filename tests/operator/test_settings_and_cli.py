@@ -101,7 +101,8 @@ def test_render_prints_every_child_without_a_cluster(tmp_path: Path) -> None:
 def test_render_without_a_worker_repository_says_nothing_is_published_there() -> None:
     result = CliRunner().invoke(main, ["render", "-f", str(EXAMPLES[0])])
     assert result.exit_code == 0, result.output
-    assert "# warning: WorkerImageNotConfigured: the worker image repository is the placeholder" in result.output
+    warning = "# warning: WorkerImageNotConfigured: the worker image repository is the placeholder"
+    assert warning in result.output
     assert "config.yaml: |" in result.output  # readable block, not an escaped string
 
 
