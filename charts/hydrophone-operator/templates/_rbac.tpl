@@ -1,8 +1,8 @@
 {{/*
 Least privilege, in three parts (tests/ship/test_rbac.py checks each on a real API server):
-- cluster-wide ("rules"): only what must be cluster-wide: Hydrophones, CRD discovery, Events, creating the site
+- cluster-wide ("rules"): only what must be cluster-wide: Hydrophones, CRD discovery, creating the site
   namespaces, and binding the site role there;
-- the release namespace ("ownRules", a Role): reading the credentials Secrets it copies;
+- the release namespace ("ownRules", a Role): reading the credentials Secrets it copies, posting Events;
 - each site namespace ("siteRules", a ClusterRole bound there by the RoleBinding the operator creates in every
   namespace it made): the site's children. Nothing grants Secrets, Deployments or Services anywhere else.
 The names the operator uses are hydrophone_operator.builders (site binding) and its settings (role, account).
@@ -34,10 +34,6 @@ hydrophone-operator-site
 - apiGroups: [orcasound.net]
   resources: [hydrophones/finalizers]
   verbs: [update]
-# Events on condition transitions, for `kubectl describe hydrophone`.
-- apiGroups: [""]
-  resources: [events]
-  verbs: [create]
 # Site namespaces: created at run time, so cluster-wide (RBAC cannot narrow create or patch to names that do
 # not exist yet; the ValidatingAdmissionPolicy below does: only namespaces the operator labelled as its own).
 - apiGroups: [""]
@@ -60,6 +56,11 @@ hydrophone-operator-site
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+# Events on condition transitions, for `kubectl describe hydrophone`: kopf files the events of a cluster-scoped
+# object in the operator's own namespace.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
 {{- end }}
 
 {{- define "hydrophone-operator.siteRules" -}}
