@@ -1,0 +1,125 @@
+# ruff: noqa: F811  (temporary: fixtures imported from tests/operator/cluster_local.py until issue 10 merges)
+"""The API server and the operator agree on every Hydrophone: `kubectl apply` succeeding means a site the
+operator will build, and `hydrophone-operator render` refusing means the server would refuse it too, for the
+same field or CEL rule.
+
+Proof by seeded random mutation of the examples (tests/operator/mutations.py), each sent to the real API
+server as a server-side dry run with strict field validation (what `kubectl apply` does), and to the
+operator's own parsing and builders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import kubernetes
+import pytest
+from hydrophone_operator.builders import build_children
+from hydrophone_operator.kube import Kube
+from hydrophone_operator.resource import API_GROUP, API_VERSION, PLURAL, parse_hydrophone
+from hydrophone_operator.settings import OperatorSettings
+
+from tests.operator.cluster_local import admin_kube, control_plane, kubectl  # noqa: F401
+from tests.operator.mutations import mutations
+
+pytestmark = [pytest.mark.integration]
+
+SEED, COUNT = 20261202, 600
+SETTINGS = OperatorSettings(worker_image_repository="registry.example/hydrophone-worker")
+SOURCE = {"metadata": {"name": "ok-secret"}, "type": "Opaque", "data": {"K": "dg=="}}
+
+
+def operator_refusal(body: dict[str, Any]) -> str | None:
+    """None when the operator builds the site, else its one-line reason (what reconcile and render say)."""
+    try:
+        build_children(parse_hydrophone(body), SETTINGS, SOURCE)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def server_refusal(api: kubernetes.client.CustomObjectsApi, body: dict[str, Any]) -> list[str] | None:
+    """None when the API server admits the object, else the fields (or CEL messages) it names."""
+    try:
+        api.create_cluster_custom_object(
+            API_GROUP, API_VERSION, PLURAL, body, dry_run="All", field_validation="Strict"
+        )
+    except kubernetes.client.ApiException as exc:
+        if exc.status not in (400, 422):
+            raise
+        status = json.loads(exc.body)
+        causes = (status.get("details") or {}).get("causes") or []
+        return [c.get("field") or c.get("message", "") for c in causes] or [status.get("message", "")]
+    return None
+
+
+def named_in(refusal: str, server_fields: list[str]) -> bool:
+    """The operator's reason names one of the fields (or quotes one of the rules) the server named."""
+    return any(field.removeprefix(".") in refusal for field in server_fields)
+
+
+@pytest.fixture(scope="module")
+def custom_objects(admin_kube: Kube) -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(admin_kube._client)
+
+
+def test_admitted_by_the_server_if_and_only_if_accepted_by_the_operator(
+    custom_objects: kubernetes.client.CustomObjectsApi,
+) -> None:
+    disagreements, outcomes = [], Counter()
+    for body in mutations(SEED, COUNT):
+        server, operator = server_refusal(custom_objects, body), operator_refusal(body)
+        outcomes["admitted" if server is None else "refused"] += 1
+        if (server is None) != (operator is None) or (
+            server is not None and operator is not None and not named_in(operator, server)
+        ):
+            disagreements.append((body["spec"], server, operator))
+    print(f"{COUNT} mutations (seed {SEED}): {dict(outcomes)}")
+    # Both outcomes must be well represented, or the test proves little.
+    assert min(outcomes.values()) >= COUNT // 5, outcomes
+    assert not disagreements, (
+        "\n".join(
+            f"spec {json.dumps(spec)}\n  server: {server}\n  operator: {operator}"
+            for spec, server, operator in disagreements[:10]
+        )
+        + f"\n({len(disagreements)} disagreements)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [(None, "site-b"), ("site-a", "site-b"), ("site-a", None)],
+    ids=["set-later", "changed", "removed"],
+)
+def test_spec_namespace_cannot_be_set_changed_or_removed_after_creation(
+    kubectl: Any,
+    before: str | None,
+    after: str | None,
+) -> None:
+    name = f"immutable-{before or 'none'}-{after or 'none'}"
+
+    def manifest(namespace: str | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"streamId": "rpi_orcasound_lab", "publish": {"enabled": False}}
+        if namespace:
+            spec["namespace"] = namespace
+        return {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": "Hydrophone",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+
+    kubectl("apply", "-f", "-", input=manifest(before))
+    try:
+        moved = kubectl("apply", "-f", "-", input=manifest(after), check=False)
+        assert moved.returncode != 0
+        assert "namespace is immutable (setting, changing or removing it)" in moved.stderr
+        stored = json.loads(kubectl("get", "hydrophone", name, "-o", "json").stdout)
+        assert stored["spec"].get("namespace") == before
+        # Other changes still go through.
+        changed = {**manifest(before), "spec": {**manifest(before)["spec"], "suspend": True}}
+        kubectl("apply", "-f", "-", input=changed)
+    finally:
+        kubectl("delete", "hydrophone", name, "--wait=false")

@@ -1,0 +1,209 @@
+# ruff: noqa: F811  (temporary: fixtures imported from tests/operator/cluster_local.py until issue 10 merges)
+"""The reconcile against a real API server (admin credentials; RBAC is tests/ship/test_rbac.py's subject):
+credentials only from marked Secrets, no double restart when a Secret comes back, stale copies removed,
+refusals by the server in status, the placeholder image refused, the site namespace and egress policy as
+the server stores them."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hydrophone_operator.kube import Kube
+from hydrophone_operator.reconcile import Outcome, reconcile
+from hydrophone_operator.settings import OperatorSettings
+
+from tests.operator.cluster_local import admin_kube, control_plane, get_json, kubectl  # noqa: F401
+
+pytestmark = [pytest.mark.integration]
+
+OPERATOR_NAMESPACE = "hydrophone-system"
+SETTINGS = OperatorSettings(
+    worker_image_repository="registry.example/hydrophone-worker",
+    credentials_namespace=OPERATOR_NAMESPACE,
+    cluster_cidrs=["10.96.0.0/16", "10.244.0.0/16", "127.0.0.1/32"],
+)
+NO_WORKER: Callable[[str], tuple[None, None]] = lambda url: (None, None)  # noqa: E731
+
+
+def secret(name: str, value: str, marked: bool = True) -> dict[str, Any]:
+    labels = {"orcasound.net/credentials": "true"} if marked else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE, "labels": labels},
+        "data": {"AZURE_COSMOSDB_PRIMARY_KEY": base64.b64encode(value.encode()).decode()},
+    }
+
+
+class Site:
+    """One Hydrophone on the real server, reconciled on demand."""
+
+    def __init__(self, kubectl: Any, kube: Kube, name: str, spec: dict[str, Any]):
+        self.kubectl, self.kube, self.name = kubectl, kube, name
+        kubectl("apply", "-f", "-", input=self.manifest(spec))
+
+    def manifest(self, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"streamId": "rpi_orcasound_lab", **spec}
+        return {
+            "apiVersion": "orcasound.net/v1alpha1",
+            "kind": "Hydrophone",
+            "metadata": {"name": self.name},
+            "spec": body,
+        }
+
+    def update(self, spec: dict[str, Any]) -> None:
+        self.kubectl("apply", "-f", "-", input=self.manifest(spec))
+
+    def reconcile(self, settings: OperatorSettings = SETTINGS) -> Outcome:
+        body = self.kube.get_hydrophone(self.name)
+        assert body is not None
+        outcome = reconcile(body, self.kube, settings, NO_WORKER, datetime.now(UTC))
+        self.kube.patch_hydrophone_status(self.name, outcome.status)
+        return outcome
+
+    def condition(self, outcome: Outcome, kind: str) -> tuple[str, str, str]:
+        cond = next(c for c in outcome.status["conditions"] if c["type"] == kind)
+        return cond["status"], cond["reason"], cond["message"]
+
+    def get(self, *args: str) -> dict[str, Any] | None:
+        return get_json(self.kubectl, "-n", self.name, *args)
+
+    def pod_template_generation(self) -> int:
+        deployment = self.get("deployment", "hydrophone-worker")
+        assert deployment is not None
+        return int(deployment["metadata"]["generation"])
+
+
+@pytest.fixture(scope="module")
+def site_factory(kubectl: Any, admin_kube: Kube) -> Iterator[Callable[..., Site]]:
+    kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    made: list[str] = []
+
+    def make(name: str, **spec: Any) -> Site:
+        made.append(name)
+        return Site(kubectl, admin_kube, name, spec)
+
+    yield make
+    for name in made:
+        kubectl("delete", "hydrophone", name, "--wait=false", check=False)
+
+
+def test_only_a_marked_secret_is_copied(kubectl: Any, site_factory: Callable[..., Site]) -> None:
+    kubectl("apply", "-f", "-", input=secret("operator-token-lookalike", "s3cret", marked=False))
+    site = site_factory("deputy", credentials={"secretName": "operator-token-lookalike"})
+    outcome = site.reconcile()
+    status, reason, message = site.condition(outcome, "CredentialsReady")
+    assert (status, reason) == ("False", "SecretNotMarked")
+    assert (
+        "kubectl -n hydrophone-system label secret operator-token-lookalike orcasound.net/credentials=true"
+        in message
+    )
+    assert site.get("secret", "operator-token-lookalike") is None  # nothing copied
+    assert site.get("deployment", "hydrophone-worker") is not None  # the rest of the site is there
+    kubectl(
+        "-n",
+        OPERATOR_NAMESPACE,
+        "label",
+        "secret",
+        "operator-token-lookalike",
+        "orcasound.net/credentials=true",
+    )
+    assert site.condition(site.reconcile(), "CredentialsReady")[:2] == ("True", "Copied")
+    assert site.get("secret", "operator-token-lookalike") is not None
+
+
+def test_a_secret_deleted_and_recreated_restarts_no_worker_and_a_changed_one_restarts_it_once(
+    kubectl: Any,
+    site_factory: Callable[..., Site],
+) -> None:
+    kubectl("apply", "-f", "-", input=secret("rotating", "v1"))
+    site = site_factory("rotation", credentials={"secretName": "rotating"})
+    site.reconcile()
+    generation = site.pod_template_generation()
+    kubectl("-n", OPERATOR_NAMESPACE, "delete", "secret", "rotating")
+    assert site.condition(site.reconcile(), "CredentialsReady")[:2] == ("False", "SecretNotFound")
+    assert site.pod_template_generation() == generation  # the copy and its hash stay
+    kubectl("apply", "-f", "-", input=secret("rotating", "v1"))
+    assert site.condition(site.reconcile(), "CredentialsReady")[:2] == ("True", "Copied")
+    assert site.pod_template_generation() == generation
+    kubectl("apply", "-f", "-", input=secret("rotating", "v2"))
+    site.reconcile()
+    site.reconcile()
+    assert site.pod_template_generation() == generation + 1
+
+
+def test_a_copy_no_longer_named_is_removed(kubectl: Any, site_factory: Callable[..., Site]) -> None:
+    kubectl("apply", "-f", "-", input=[secret("first", "a"), secret("second", "b")])
+    site = site_factory("stale", credentials={"secretName": "first"})
+    site.reconcile()
+    assert site.get("secret", "first") is not None
+    site.update({"credentials": {"secretName": "second"}})
+    site.reconcile()
+    assert site.get("secret", "first") is None and site.get("secret", "second") is not None
+    site.update({})
+    site.reconcile()
+    assert site.get("secret", "second") is None
+
+
+def test_a_refusal_by_the_server_becomes_apply_failed(
+    kubectl: Any, site_factory: Callable[..., Site]
+) -> None:
+    site = site_factory("terminating")
+    site.reconcile()
+    # A finalizer nobody removes keeps the namespace Terminating: nothing new may be created in it.
+    hold = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hold", "namespace": "terminating", "finalizers": ["example.com/hold"]},
+    }
+    kubectl("apply", "-f", "-", input=hold)
+    kubectl("delete", "namespace", "terminating", "--wait=false")
+    kubectl("-n", "terminating", "delete", "service", "hydrophone-worker", "--wait=true")
+    try:
+        outcome = site.reconcile()
+        status, reason, message = site.condition(outcome, "Ready")
+        assert (status, reason) == ("False", "ApplyFailed")
+        assert "because it is being terminated" in message and "terminating/" in message
+        assert ("Ready", "ApplyFailed") in [(c["type"], c["reason"]) for c in outcome.transitions]
+    finally:
+        kubectl(
+            "-n",
+            "terminating",
+            "patch",
+            "configmap",
+            "hold",
+            "--type=merge",
+            "-p",
+            '{"metadata":{"finalizers":null}}',
+        )
+
+
+def test_the_placeholder_image_creates_nothing_and_says_why(site_factory: Callable[..., Site]) -> None:
+    site = site_factory("no-image")
+    outcome = site.reconcile(OperatorSettings(credentials_namespace=OPERATOR_NAMESPACE))
+    status, reason, message = site.condition(outcome, "Ready")
+    assert (status, reason) == ("False", "WorkerImageNotConfigured")
+    assert "worker.image.repository" in message
+    assert get_json(site.kubectl, "namespace", "no-image") is None
+
+
+def test_namespace_and_egress_as_the_server_stores_them(site_factory: Callable[..., Site]) -> None:
+    site = site_factory("egress", stream={"baseUrl": "http://audio.example:8000/bucket"})
+    assert site.condition(site.reconcile(), "Ready")[1] == "WorkerNotReady"  # applied; no kubelet runs pods
+    namespace = get_json(site.kubectl, "namespace", "egress")
+    assert namespace is not None
+    labels = namespace["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "hydrophone-operator"
+    assert not {"app.kubernetes.io/name", "app.kubernetes.io/component"} & set(labels)
+    policy = site.get("networkpolicy", "hydrophone-worker")
+    assert policy is not None
+    _dns, web = policy["spec"]["egress"]
+    assert [p["port"] for p in web["ports"]] == [8000]
+    assert web["to"][0]["ipBlock"] == {
+        "cidr": "0.0.0.0/0",
+        "except": ["10.96.0.0/16", "10.244.0.0/16", "127.0.0.1/32"],
+    }
