@@ -90,10 +90,5 @@ class StatusPoller:
         with self._lock:
             entry.answer = answer
 
-    def forget(self, url: str) -> None:
-        """A deleted site: drop its last answer."""
-        with self._lock:
-            self._entries.pop(url, None)
-
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

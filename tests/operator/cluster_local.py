@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("control_plane", ROOT / "tools" / "control_plane.py")
 assert _spec is not None and _spec.loader is not None
 control_plane_tool = importlib.util.module_from_spec(_spec)
+sys.modules["control_plane"] = control_plane_tool  # dataclasses look their module up there
 _spec.loader.exec_module(control_plane_tool)
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -25,6 +28,9 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if os.environ.get("WT11_KUBECONFIG"):  # TEMPORARY: an already running control plane
+        yield Path(os.environ["WT11_KUBECONFIG"])
+        return
     with control_plane_tool.running(tmp_path_factory.mktemp("cp")) as kubeconfig:
         subprocess.run(
             ["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-f", str(ROOT / "crds")],

@@ -11,6 +11,7 @@ operator's own parsing and builders.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -51,13 +52,18 @@ def server_refusal(api: kubernetes.client.CustomObjectsApi, body: dict[str, Any]
             raise
         status = json.loads(exc.body)
         causes = (status.get("details") or {}).get("causes") or []
-        return [c.get("field") or c.get("message", "") for c in causes] or [status.get("message", "")]
+        # "<nil>" marks the summary cause some refusals add; the others name a field.
+        fields = [c.get("field") or c.get("message", "") for c in causes if c.get("field") != "<nil>"]
+        return fields or [status.get("message", "")]
     return None
 
 
 def named_in(refusal: str, server_fields: list[str]) -> bool:
-    """The operator's reason names one of the fields (or quotes one of the rules) the server named."""
-    return any(field.removeprefix(".") in refusal for field in server_fields)
+    """The operator's reason names one of the fields (or quotes one of the rules) the server named; a list
+    may be named for one of its items (a duplicate in a set)."""
+    return any(
+        field in refusal or re.sub(r"\[\d+\]$", "", field) + ":" in refusal for field in server_fields
+    )
 
 
 @pytest.fixture(scope="module")

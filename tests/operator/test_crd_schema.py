@@ -60,6 +60,18 @@ def _at(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
+CEL_RESERVED = {"namespace"}  # of the CEL reserved words, the ones our schema uses as property names
+
+
+def _escaped(value: Any) -> Any:
+    """Property names that are CEL reserved words are `__name__` in rules, as the API server binds them."""
+    if isinstance(value, dict):
+        return {(f"__{k}__" if k in CEL_RESERVED else k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def cel_errors(new: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
     env = celpy.Environment()
     errors = []
@@ -69,9 +81,9 @@ def cel_errors(new: dict[str, Any], old: dict[str, Any] | None = None) -> list[s
         old_value = _at(old, path) if old is not None else None
         if value is None or (transition and old_value is None):
             continue  # the API server skips rules for absent values and transition rules on create
-        activation = {"self": celpy.json_to_cel(value)}
+        activation = {"self": celpy.json_to_cel(_escaped(value))}
         if transition:
-            activation["oldSelf"] = celpy.json_to_cel(old_value)
+            activation["oldSelf"] = celpy.json_to_cel(_escaped(old_value))
         if not env.program(env.compile(rule["rule"])).evaluate(activation):
             errors.append(f"{'.'.join(path)}: {rule['message']}")
     return errors

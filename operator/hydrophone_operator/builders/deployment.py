@@ -29,7 +29,7 @@ from hydrophone_operator.builders.meta import (
 )
 from hydrophone_operator.builders.resources import worker_resources, worker_threads
 from hydrophone_operator.builders.statevolume import state_volume
-from hydrophone_operator.resource import Hydrophone
+from hydrophone_operator.resource import Hydrophone, dumped
 from hydrophone_operator.settings import OperatorSettings
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HYDROPHONE_THREADS")
@@ -138,7 +138,7 @@ def _pod_spec(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
     if hp.spec.worker.node_selector:
         spec["nodeSelector"] = dict(hp.spec.worker.node_selector)
     if hp.spec.worker.tolerations:
-        spec["tolerations"] = [dict(t) for t in hp.spec.worker.tolerations]
+        spec["tolerations"] = [dumped(t) for t in hp.spec.worker.tolerations]
     return spec
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from hydrophone_operator.resource import Hydrophone
+from hydrophone_operator.resource import Hydrophone, dumped
 from hydrophone_operator.settings import OperatorSettings
 
 # The quantity syntax the CRD admits (a subset of Kubernetes' own): what it admits, this must read.
@@ -17,7 +17,7 @@ MAX_THREADS = 256  # the worker's own bound on model.threads
 
 def worker_resources(hp: Hydrophone, settings: OperatorSettings) -> dict[str, dict[str, str]]:
     defaults = settings.default_worker_resources
-    spec = hp.spec.worker.resources or {}
+    spec = dumped(hp.spec.worker.resources) or {}
     return {
         kind: {key: str(value) for key, value in {**base, **(spec.get(kind) or {})}.items()}
         for kind, base in (("requests", defaults.requests), ("limits", defaults.limits))
