@@ -61,9 +61,7 @@ def server_refusal(api: kubernetes.client.CustomObjectsApi, body: dict[str, Any]
 def named_in(refusal: str, server_fields: list[str]) -> bool:
     """The operator's reason names one of the fields (or quotes one of the rules) the server named; a list
     may be named for one of its items (a duplicate in a set)."""
-    return any(
-        field in refusal or re.sub(r"\[\d+\]$", "", field) + ":" in refusal for field in server_fields
-    )
+    return any(field in refusal or re.sub(r"\[\d+\]$", "", field) + ":" in refusal for field in server_fields)
 
 
 @pytest.fixture(scope="module")

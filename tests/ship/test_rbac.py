@@ -38,8 +38,11 @@ SITE = "rbac-site"
 
 
 def can_i(kubectl: Kubectl, verb: str, resource: str, namespace: str | None = None) -> bool:
+    """`resource` is kind[/name] or kind#subresource."""
     where = ["-n", namespace] if namespace else []
-    result = kubectl("auth", "can-i", verb, resource, *where, f"--as={ACCOUNT}", check=False)
+    resource, _, subresource = resource.partition("#")
+    extra = [f"--subresource={subresource}"] if subresource else []
+    result = kubectl("auth", "can-i", verb, resource, *where, *extra, f"--as={ACCOUNT}", check=False)
     assert result.stdout.strip() in ("yes", "no"), result.stderr
     return result.stdout.strip() == "yes"
 
@@ -72,8 +75,10 @@ def chart_rbac(kubectl: Kubectl, render: Render) -> Iterator[list[dict[str, Any]
         # What it needs cluster-wide.
         ("create", "namespaces", None, True),
         ("watch", "hydrophones.orcasound.net", None, True),
-        ("patch", "hydrophones.orcasound.net/status", None, True),
-        ("update", "hydrophones.orcasound.net/finalizers", None, True),
+        ("patch", "hydrophones.orcasound.net#status", None, True),
+        ("update", "hydrophones.orcasound.net#finalizers", None, True),
+        ("update", "hydrophones.orcasound.net", None, False),
+        ("delete", "hydrophones.orcasound.net", None, False),
         ("bind", f"clusterroles/{SITE_ROLE}", None, True),
         ("create", "rolebindings/hydrophone-operator-site", "any-namespace", True),
         ("create", "rolebindings/something-else", "any-namespace", False),
