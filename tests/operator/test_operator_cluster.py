@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OPERATOR_NAMESPACE = "hydrophone-system"
 HANGING = [f"hang-{i}" for i in range(8)]  # more than kopf's handler threads on a 2-core machine
+SITES = [*HANGING, "prompt", "figures", "refused"]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,7 @@ def operator_log(
     try:
         yield log
     finally:
+        kubectl("delete", "hydrophone", *SITES, "--ignore-not-found", "--wait=false")
         process.terminate()
         try:
             process.wait(timeout=20)
