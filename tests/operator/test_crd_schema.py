@@ -15,6 +15,7 @@ import celpy
 import jsonschema
 import pytest
 import yaml
+from hydrophone_operator.resource import InvalidHydrophone, parse_hydrophone
 
 from tests.operator.conftest import EXAMPLES, ROOT, example_body
 
@@ -215,3 +216,23 @@ def test_stream_id_and_namespace_are_immutable() -> None:
     unset["spec"].pop("namespace", None)
     assert any(e.startswith("spec: namespace is immutable") for e in cel_errors(old, unset))
     assert any(e.startswith("spec: namespace is immutable") for e in cel_errors(unset, old))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"metadata": {"name": "a.b"}},
+        {"spec": {"streamId": "rpi_elsewhere", "location": None}},
+        {"spec": {"detection": {"windowSeconds": 2.0, "hopSeconds": 3.0}}},
+        {"spec": {"publish": {"azure": {"auth": "azure-ad", "blobAccountUrl": None}}}},
+        {"spec": {"publish": {"sinks": ["azure"], "azure": {"cosmosEndpoint": None}}}},
+    ],
+    ids=["name", "location", "hop", "azure-ad", "cosmos"],
+)
+def test_the_operator_refuses_what_each_cel_rule_refuses_with_its_message(change: dict[str, Any]) -> None:
+    body = _with(change)
+    (error,) = cel_errors(body)
+    message = error.split(": ", 1)[1]
+    with pytest.raises(InvalidHydrophone) as refused:
+        parse_hydrophone(body)
+    assert message in str(refused.value)
