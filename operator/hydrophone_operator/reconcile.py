@@ -134,7 +134,7 @@ def apply_children(kube: Kube, children: list[dict[str, Any]]) -> tuple[dict[str
             obj, outcome = _ensure(kube, manifest, retry_forbidden=binding_created)
         except KubeError as exc:
             log.warning("%s %s not applied: %s", manifest["kind"], where, exc)
-            return deployment, f"applying {manifest['kind']} {where} failed: {exc}"
+            return deployment, f"applying {manifest['kind']} {where} failed: {exc}; retried every resync"
         if outcome != "unchanged":
             log.info("%s %s %s", manifest["kind"], where, outcome)
         binding_created |= manifest["kind"] == "RoleBinding" and outcome == "created"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from functools import partial
 from typing import Any
 
 import click
@@ -12,11 +10,6 @@ import kopf
 from hydrophone_operator.handlers import configure_kopf, register
 from hydrophone_operator.kube import Kube
 from hydrophone_operator.options import settings_from, settings_options
-
-
-def _login(namespace: str, **kwargs: Any) -> kopf.ConnectionInfo | None:
-    info = kopf.login_via_client(**kwargs)
-    return None if info is None else dataclasses.replace(info, default_namespace=namespace)
 
 
 @click.command()
@@ -33,10 +26,8 @@ def run(liveness_endpoint: str | None, verbose: bool, log_format: str, **kwargs:
     kopf_settings = kopf.OperatorSettings()
     configure_kopf(kopf_settings)
     registry = kopf.OperatorRegistry()
-    # A private registry gets none of kopf's default logins: log in as our kube layer does. kopf files the
-    # Events of cluster-scoped objects in the login's default namespace ("default" unless set): ours, where
-    # the chart's Role lets the operator create them.
-    kopf.on.login(registry=registry)(partial(_login, settings.credentials_namespace))
+    # A private registry gets none of kopf's default logins: log in as our kube layer does.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
     register(registry, settings, Kube.from_environment())
     kopf.run(
         registry=registry,

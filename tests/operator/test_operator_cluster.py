@@ -184,7 +184,7 @@ def test_a_refused_apply_reaches_status_and_a_warning_event(kubectl: Kubectl, op
         assert "because it is being terminated" in ready()["message"]
 
         def warnings() -> list[str]:
-            items = (get_json(kubectl, "-n", OPERATOR_NAMESPACE, "events") or {}).get("items") or []
+            items = (get_json(kubectl, "-n", "default", "events") or {}).get("items") or []
             return [
                 e["message"]
                 for e in items

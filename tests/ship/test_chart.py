@@ -68,7 +68,9 @@ def test_default_values_install_only_the_operator(render: Render) -> None:
         "CustomResourceDefinition",
         "Deployment",
         "Pod",
-        "Role",
+        "Role",  # reading the credentials Secrets
+        "Role",  # posting Events
+        "RoleBinding",
         "RoleBinding",
         "Service",
         "ServiceAccount",

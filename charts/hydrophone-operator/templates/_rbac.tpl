@@ -2,7 +2,8 @@
 Least privilege, in three parts (tests/ship/test_rbac.py checks each on a real API server):
 - cluster-wide ("rules"): only what must be cluster-wide: Hydrophones, CRD discovery, creating the site
   namespaces, and binding the site role there;
-- the release namespace ("ownRules", a Role): reading the credentials Secrets it copies, posting Events;
+- the release namespace ("ownRules", a Role): reading the credentials Secrets it copies;
+- the default namespace ("eventRules", a Role): posting Events about Hydrophones;
 - each site namespace ("siteRules", a ClusterRole bound there by the RoleBinding the operator creates in every
   namespace it made): the site's children. Nothing grants Secrets, Deployments or Services anywhere else.
 The names the operator uses are hydrophone_operator.builders (site binding) and its settings (role, account).
@@ -56,8 +57,11 @@ hydrophone-operator-site
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
-# Events on condition transitions, for `kubectl describe hydrophone`: kopf files the events of a cluster-scoped
-# object in the operator's own namespace.
+{{- end }}
+
+{{- define "hydrophone-operator.eventRules" -}}
+# Events on condition transitions, for `kubectl describe hydrophone`: the API server files the events of a
+# cluster-scoped object in the default namespace (hydrophone_operator.kube.EVENTS_NAMESPACE).
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
