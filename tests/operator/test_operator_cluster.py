@@ -165,41 +165,39 @@ def test_figures_survive_a_worker_that_restarts_knowing_nothing(
 def test_a_refused_apply_reaches_status_and_a_warning_event(kubectl: Kubectl, operator_log: Path) -> None:
     apply_site(kubectl, "refused")
     assert wait_until(lambda: get_json(kubectl, "-n", "refused", "service", "hydrophone-worker"), 30)
-    hold = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "hold", "namespace": "refused", "finalizers": ["example.com/hold"]},
-    }
-    kubectl("apply", "-f", "-", input=hold)
-    kubectl("delete", "namespace", "refused", "--wait=false")
-    try:
+    # A full quota on Services (usage set as the absent quota controller would), then the Service goes.
+    kubectl("-n", "refused", "create", "quota", "full", "--hard=services=1")
+    usage = {"status": {"hard": {"services": "1"}, "used": {"services": "1"}}}
+    kubectl(
+        "-n",
+        "refused",
+        "patch",
+        "resourcequota",
+        "full",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(usage),
+    )
+    kubectl("-n", "refused", "delete", "service", "hydrophone-worker")
 
-        def ready() -> dict[str, Any]:
-            conditions = status_of(kubectl, "refused").get("conditions") or []
-            return next((c for c in conditions if c["type"] == "Ready"), {})
+    def ready() -> dict[str, Any]:
+        conditions = status_of(kubectl, "refused").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), {})
 
-        assert wait_until(lambda: ready().get("reason") == "ApplyFailed", 60), operator_log.read_text()[
-            -3000:
+    assert wait_until(lambda: ready().get("reason") == "ApplyFailed", 60), operator_log.read_text()[-3000:]
+    assert "Service refused/hydrophone-worker" in ready()["message"]
+    assert "exceeded quota: full" in ready()["message"]
+
+    def warnings() -> list[str]:
+        items = (get_json(kubectl, "-n", "default", "events") or {}).get("items") or []
+        return [
+            e["message"]
+            for e in items
+            if e["involvedObject"].get("name") == "refused" and e["type"] == "Warning"
         ]
-        assert "because it is being terminated" in ready()["message"]
 
-        def warnings() -> list[str]:
-            items = (get_json(kubectl, "-n", "default", "events") or {}).get("items") or []
-            return [
-                e["message"]
-                for e in items
-                if e["involvedObject"].get("name") == "refused" and e["type"] == "Warning"
-            ]
-
-        assert wait_until(lambda: any(m.startswith("ApplyFailed: ") for m in warnings()), 30), warnings()
-    finally:
-        kubectl(
-            "-n",
-            "refused",
-            "patch",
-            "configmap",
-            "hold",
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-        )
+    assert wait_until(lambda: any(m.startswith("ApplyFailed: ") for m in warnings()), 30), warnings()
+    kubectl("-n", "refused", "delete", "resourcequota", "full")
+    assert wait_until(lambda: get_json(kubectl, "-n", "refused", "service", "hydrophone-worker"), 30)
+    assert wait_until(lambda: ready().get("reason") == "WorkerNotReady", 30)

@@ -7,6 +7,7 @@ the server stores them."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -149,37 +150,40 @@ def test_a_copy_no_longer_named_is_removed(kubectl: Any, site_factory: Callable[
     assert site.get("secret", "second") is None
 
 
+def quota(kubectl: Any, namespace: str, resource: str, used: int) -> None:
+    """A ResourceQuota that is full; its usage is set as the (absent) quota controller would."""
+    kubectl("-n", namespace, "create", "quota", "full", f"--hard={resource}={used}")
+    usage = {"status": {"hard": {resource: str(used)}, "used": {resource: str(used)}}}
+    kubectl(
+        "-n",
+        namespace,
+        "patch",
+        "resourcequota",
+        "full",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps(usage),
+    )
+
+
 def test_a_refusal_by_the_server_becomes_apply_failed(
     kubectl: Any, site_factory: Callable[..., Site]
 ) -> None:
-    site = site_factory("terminating")
+    kubectl("apply", "-f", "-", input=[secret("quota-a", "a"), secret("quota-b", "b")])
+    site = site_factory("quota", credentials={"secretName": "quota-a"})
     site.reconcile()
-    # A finalizer nobody removes keeps the namespace Terminating: nothing new may be created in it.
-    hold = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "hold", "namespace": "terminating", "finalizers": ["example.com/hold"]},
-    }
-    kubectl("apply", "-f", "-", input=hold)
-    kubectl("delete", "namespace", "terminating", "--wait=false")
-    kubectl("-n", "terminating", "delete", "service", "hydrophone-worker", "--wait=true")
-    try:
-        outcome = site.reconcile()
-        status, reason, message = site.condition(outcome, "Ready")
-        assert (status, reason) == ("False", "ApplyFailed")
-        assert "because it is being terminated" in message and "terminating/" in message
-        assert ("Ready", "ApplyFailed") in [(c["type"], c["reason"]) for c in outcome.transitions]
-    finally:
-        kubectl(
-            "-n",
-            "terminating",
-            "patch",
-            "configmap",
-            "hold",
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-        )
+    quota(kubectl, "quota", "count/secrets", 1)  # the copy it has fills it
+    site.update({"credentials": {"secretName": "quota-b"}})
+    outcome = site.reconcile()
+    status, reason, message = site.condition(outcome, "Ready")
+    assert (status, reason) == ("False", "ApplyFailed")
+    assert "applying Secret quota/quota-b failed" in message and "exceeded quota: full" in message
+    assert ("Ready", "ApplyFailed") in [(c["type"], c["reason"]) for c in outcome.transitions]
+    assert site.get("secret", "quota-a") is not None  # nothing removed while the new copy is missing
+    kubectl("-n", "quota", "delete", "resourcequota", "full")
+    assert site.condition(site.reconcile(), "Ready")[1] == "WorkerNotReady"  # applied again
+    assert site.get("secret", "quota-a") is None and site.get("secret", "quota-b") is not None
 
 
 def test_the_placeholder_image_creates_nothing_and_says_why(site_factory: Callable[..., Site]) -> None:
