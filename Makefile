@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup control-plane test lint demo bench cluster cluster-down clean chromium promtool
 
 # torch goes in first and pinned: the machine holds a local CPU wheel of 2.13.0; any other
 # resolution pulls a multi-GB CUDA build.
@@ -16,14 +16,38 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[worker,sim,operator,dev]'
 	touch $@
 
-# Azurite and the Cosmos emulator, pinned in package-lock.json; tests start them on 127.0.0.1.
+# Azurite, the Cosmos emulator and playwright-core, pinned in package-lock.json; tests start the emulators
+# on 127.0.0.1. playwright-core drives Debian's chromium (below): it must never download a browser.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(STAMP) $(NODE_STAMP)
+# Debian's chromium for the review page's browser test (tests/publish/test_review_browser.py).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-test: setup
+# promtool for `promtool test rules` on the chart's alerts (tests/ship/test_alerts.py), built once per
+# version from the Go module proxy into a cache outside the repository (cold: ~9 CPU-minutes, see README).
+PROMTOOL_VERSION ?= v0.316.0
+PROMTOOL_DIR ?= $(HOME)/.cache/hydrophone-operator/promtool-$(PROMTOOL_VERSION)
+export PROMTOOL := $(PROMTOOL_DIR)/promtool
+$(PROMTOOL):
+	rm -rf $(PROMTOOL_DIR).tmp
+	GOBIN=$(PROMTOOL_DIR).tmp GOFLAGS=-buildvcs=false go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	rm -rf $(PROMTOOL_DIR) && mv $(PROMTOOL_DIR).tmp $(PROMTOOL_DIR)
+promtool: $(PROMTOOL)
+
+setup: $(STAMP) $(NODE_STAMP) chromium promtool
+
+# etcd, kube-apiserver and kube-controller-manager built from the Go module proxy (needs Go 1.26), cached
+# under ~/.cache/hydrophone-operator by version: only the first run on a machine compiles (tens of minutes).
+control-plane: $(STAMP)
+	$(PY) tools/control_plane.py build >/dev/null
+
+test: setup control-plane
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -36,9 +60,20 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m hydrophone_worker.service.demo
 
-bench: setup
+bench: setup control-plane
 	$(PY) benchmarks/detector.py
 	$(PY) benchmarks/worker.py
+	$(PY) benchmarks/worker.py --precision bf16
+	$(PY) benchmarks/operator.py
+
+# Try the operator on your laptop: a real control plane on 127.0.0.1 (no kubelet: pods stay Pending).
+CLUSTER_DIR ?= .cluster
+cluster: control-plane
+	$(PY) tools/control_plane.py up --dir $(CLUSTER_DIR)
+	@echo "export KUBECONFIG=$(abspath $(CLUSTER_DIR))/admin.kubeconfig"
+
+cluster-down: $(STAMP)
+	$(PY) tools/control_plane.py down --dir $(CLUSTER_DIR)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/detector.py [--repeats N]
 
-For 1 and 2 threads: CPU seconds per minute of audio and real-time factor, for the unfused eager network,
-the folded channels-last network batched (the default path), and the folded network one window at a time;
-achieved GFLOP/s against a large fp32 matmul on the same threads (the practical ceiling); bf16 where the
-CPU has bf16 instructions; on 1 thread the opt-in torch.compile path (`compile`) and its one-time compile
-seconds; peak RSS. Figures depend on what else the machine runs: the load is printed.
+On one thread (the worker's one core): CPU seconds per clip and real-time factor (audio seconds per CPU
+second) for the unfused eager network (model only, the reference), the folded network on each backend
+(PyTorch eager, ONNX Runtime) and in bf16 where the CPU has bf16 instructions, end to end; with a C++
+compiler also the opt-in torch.compile path. Each row's achieved GFLOP/s is shown as a share of the fp32
+and bf16 matmul ceilings measured in the same run (fp32: the faster of PyTorch's and ONNX Runtime's
+prepacked sgemm; bf16: PyTorch's bf16 matmul), with the worst per-window |dp| against the reference.
+Also: the frontend's CPU share, the backend `auto` picks here, and one Detector's peak RSS. Figures depend
+on what else the machine runs: the load is printed.
 """
 
 from __future__ import annotations
@@ -14,20 +17,27 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 from hydrophone_worker.detector import frontend
-from hydrophone_worker.detector.cpu import available_threads, cpu_supports_bf16
+from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
+from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.network import build_network
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
 from torch.utils.flop_counter import FlopCounterMode
 
 CLIP_S, RATE = 60.0, 48000
+# (M, K, N): a square sgemm and two shaped like the network's 1x1 convolutions (many pixels, few channels),
+# which are the kernels' best case; the ceiling is the best of them.
+MATMUL_SHAPES = ((2048, 2048, 2048), (8192, 256, 256), (8192, 128, 512))
 
 
 def synthetic_clip() -> np.ndarray:
@@ -60,10 +70,40 @@ def measure(run: Callable[[], object], repeats: int) -> tuple[float, float]:
     return best_cpu, best_wall
 
 
-def matmul_gflops(repeats: int) -> float:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    _, wall = measure(lambda: [a @ b for _ in range(4)], repeats)
-    return 4 * 2 * 2048**3 / wall / 1e9
+def torch_matmul_gflops(dtype: torch.dtype, repeats: int) -> float:
+    best = 0.0
+    for m, k, n in MATMUL_SHAPES:
+        a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+        cpu, _ = measure(lambda a=a, b=b: [a @ b for _ in range(4)], repeats)
+        best = max(best, 4 * 2 * m * k * n / cpu / 1e9)
+    return best
+
+
+def onnxruntime_sgemm_gflops(repeats: int) -> float | None:
+    """ONNX Runtime's sgemm with a constant (prepacked) right operand, as its convolutions use it."""
+    if not onnxruntime_installed():
+        return None
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for m, k, n in MATMUL_SHAPES:
+        weights = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "b")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["a", "b"], ["c"])],
+            "sgemm",
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT, [m, n])],
+            initializer=[weights],
+        )
+        session = ort.InferenceSession(helper.make_model(graph).SerializeToString(), options)
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        cpu, _ = measure(lambda s=session, a=a: [s.run(None, {"a": a}) for _ in range(4)], repeats)
+        best = max(best, 4 * 2 * m * k * n / cpu / 1e9)
+    return best
 
 
 def window_flops(network: torch.nn.Module) -> float:
@@ -73,15 +113,30 @@ def window_flops(network: torch.nn.Module) -> float:
 
 
 def rss_probe() -> None:
-    """What one worker holds: a single Detector scoring one clip (run in a child process)."""
+    """What one worker holds: a single default Detector scoring one clip; prints its peak RSS in MiB."""
     torch.set_num_threads(1)
     Detector(random_resnet(), DetectionParams()).score_audio(synthetic_clip(), RATE)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def child_peak_rss_mib() -> float:
-    # A forked child starts with its parent's RSS on record: probe while this process is still small.
-    subprocess.run([sys.executable, __file__, "--rss-probe"], check=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def child_peak_rss_mib(cache: Path) -> float:
+    """Peak RSS of a fresh process running rss_probe with `cache` as its XDG cache."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    probe = [sys.executable, __file__, "--rss-probe"]
+    return float(
+        subprocess.run(probe, check=True, env=env, capture_output=True, text=True).stdout.split()[-1]
+    )
+
+
+def cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown CPU"
+    fields = dict(line.split(":", 1) for line in lines[:30] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    name, family, model = (fields.get(key, "?") for key in ("model name", "cpu family", "model"))
+    return f"{name} (family {family}, model {model})"
 
 
 def main() -> None:
@@ -93,78 +148,117 @@ def main() -> None:
         rss_probe()
         return
 
-    probe_rss = child_peak_rss_mib()
+    with tempfile.TemporaryDirectory() as cache:  # the first start exports the network, the second loads it
+        first_rss, cached_rss = child_peak_rss_mib(Path(cache)), child_peak_rss_mib(Path(cache))
+    torch.set_num_threads(1)
     audio = synthetic_clip()
     network = random_resnet()
     params = DetectionParams()
     signal = frontend.prepare(audio, RATE, params.normalize)
     starts = frontend.window_starts(len(signal), params.window_s, params.hop_s)
     batch = torch.from_numpy(frontend.spectrograms(signal, starts, params.window_s))
-    flops = window_flops(network)
-    load = os.getloadavg()
+    clip_flops = len(starts) * window_flops(network)
+    flags = read_cpu_flags()
+    bf16 = cpu_supports_bf16()
+    auto = resolve_backend("auto", flags, "fp32", False, onnxruntime_installed(), {})
     print(
-        f"clip {CLIP_S:.0f} s at {RATE} Hz: {len(starts)} windows of {params.window_s} s, hop {params.hop_s}"
+        f"CPU: {cpu_model()}; "
+        + ", ".join(f"{f}: {f in flags}" for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
     )
+    print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; all figures on 1 thread")
     print(
-        f"one window: {flops / 1e9:.1f} GFLOP; load average at start {load[0]:.1f} on {os.cpu_count()} CPUs"
+        f"clip {CLIP_S:.0f} s at {RATE} Hz: {len(starts)} windows of {params.window_s} s, "
+        f"hop {params.hop_s}, {clip_flops / 1e9:.0f} GFLOP per clip; backend auto picks {auto} for fp32 here"
     )
-    print(f"usable threads (cgroup/affinity): {available_threads()}; bf16 hardware: {cpu_supports_bf16()}")
 
-    torch.set_num_threads(1)
-    _, front_wall = measure(
-        lambda: frontend.spectrograms(frontend.prepare(audio, RATE, True), starts, params.window_s),
-        args.repeats,
+    torch_fp32 = torch_matmul_gflops(torch.float32, args.repeats)
+    ort_fp32 = onnxruntime_sgemm_gflops(args.repeats)
+    fp32_peak = max(torch_fp32, ort_fp32 or 0.0)
+    bf16_peak = torch_matmul_gflops(torch.bfloat16, args.repeats) if bf16 else None
+    ort_text = f"{ort_fp32:.0f}" if ort_fp32 else "not installed"
+    print(
+        f"fp32 matmul ceiling {fp32_peak:.0f} GFLOP/s (best of {len(MATMUL_SHAPES)} shapes: "
+        f"torch {torch_fp32:.0f}, onnxruntime {ort_text})"
     )
-    print(f"frontend (decode excluded) per clip, 1 thread: {front_wall:.3f} s")
-
-    folded = Detector(network, params)
-    one_by_one = Detector(network, DetectionParams(max_batch_size=1))
-
-    def unfused() -> None:
-        with torch.inference_mode():
-            for first in range(0, len(batch), params.max_batch_size):
-                network(batch[first : first + params.max_batch_size])
-
-    runs: dict[str, Callable[[], object]] = {
-        "unfused eager, batch 8 (model only)": unfused,
-        "folded channels-last, batch 8 (end to end)": lambda: folded.score_audio(audio, RATE),
-        "folded channels-last, 1 window at a time": lambda: one_by_one.score_audio(audio, RATE),
-    }
-    if cpu_supports_bf16():
-        bf16 = Detector(network, params, precision="bf16")
-        runs["bf16 folded, batch 8 (end to end)"] = lambda: bf16.score_audio(audio, RATE)
+    if bf16_peak:
+        print(f"bf16 matmul ceiling {bf16_peak:.0f} GFLOP/s (best of {len(MATMUL_SHAPES)} shapes: torch)")
     else:
         print("bf16: not measured, this CPU has no avx512_bf16/amx_bf16 (detect refuses --precision bf16)")
 
-    def row(threads: int, name: str, run: Callable[[], object], peak: float) -> None:
-        cpu, wall = measure(run, args.repeats)
-        achieved = len(starts) * flops / wall / 1e9
-        print(
-            f"{threads:>7}  {name:<44} {cpu * 60 / CLIP_S:>9.2f} {wall:>7.2f} {CLIP_S / wall:>11.1f} "
-            f"{achieved:>8.1f}  ({achieved / peak:.0%} of matmul)"
+    front_cpu, _ = measure(
+        lambda: frontend.spectrograms(frontend.prepare(audio, RATE, True), starts, 3.0), args.repeats
+    )
+    with torch.inference_mode():
+        reference = torch.softmax(network(batch), dim=1)[:, 1].numpy()
+
+    def unfused() -> np.ndarray:
+        with torch.inference_mode():
+            chunks = [network(batch[i : i + params.max_batch_size]) for i in range(0, len(batch), 8)]
+        return torch.softmax(torch.cat(chunks), dim=1)[:, 1].numpy()
+
+    def end_to_end(detector: Detector) -> Callable[[], np.ndarray]:
+        return lambda: np.array(detector.score_audio(audio, RATE).window_scores)
+
+    variants: dict[str, Callable[[], Callable[[], np.ndarray]]] = {
+        "unfused eager fp32, batch 8 (model only)": lambda: unfused,
+        "torch fp32 folded channels-last, batch 8": lambda: end_to_end(
+            Detector(network, params, backend="torch")
+        ),
+    }
+    if onnxruntime_installed():
+        variants["onnxruntime fp32, batch 8"] = lambda: end_to_end(
+            Detector(network, params, backend="onnxruntime")
         )
+    if bf16:
+        variants["torch bf16 folded, batch 8"] = lambda: end_to_end(
+            Detector(network, params, precision="bf16")
+        )
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    compile_s = None
+    if compiler:
+
+        def compiled() -> Callable[[], np.ndarray]:
+            nonlocal compile_s
+            began = time.perf_counter()
+            detector = Detector(network, params, compiled=True)
+            compile_s = time.perf_counter() - began
+            return end_to_end(detector)
+
+        variants["torch.compile fp32, batch 8 padded (needs g++)"] = compiled
 
     print(
-        f"\n{'threads':>7}  {'variant':<44} {'CPU s/min':>9} {'wall s':>7} {'x real time':>11} {'GFLOP/s':>8}"
+        f"\n{'variant (end to end unless noted)':<48} {'CPU s/clip':>10} {'x real time':>11} {'GFLOP/s':>8} "
+        f"{'% fp32 ceil':>11} {'% bf16 ceil':>11} {'max |dp|':>9}"
     )
-    peaks = {}
-    for threads in sorted({1, min(2, available_threads())}):
-        torch.set_num_threads(threads)
-        peak = peaks[threads] = matmul_gflops(args.repeats)
-        print(f"{threads:>7}  {'fp32 matmul 2048x2048 (ceiling)':<44} {'':>9} {'':>7} {'':>11} {peak:>8.1f}")
-        for name, run in runs.items():
-            row(threads, name, run, peak)
-
-    # Compiled code is generated for the thread count in force, so only the worker's usual 1 thread.
-    torch.set_num_threads(1)
-    began = time.perf_counter()
-    compiled = Detector(network, params, compiled=True)
-    compile_s = time.perf_counter() - began
-    row(1, "compiled (inductor), batch 8 padded (e2e)", lambda: compiled.score_audio(audio, RATE), peaks[1])
-    print(f"{'':>7}  one-time compile (fold + inductor, batch 8): {compile_s:.1f} s")
+    totals: dict[str, float] = {}
+    for name, make in variants.items():
+        run = make()
+        cpu, _ = measure(run, args.repeats)
+        totals[name] = cpu
+        achieved = clip_flops / cpu / 1e9
+        dp = float(np.max(np.abs(run() - reference)))
+        bf16_share = f"{achieved / bf16_peak:.0%}" if bf16_peak else "-"
+        print(
+            f"{name:<48} {cpu:>10.2f} {CLIP_S / cpu:>11.1f} {achieved:>8.0f} {achieved / fp32_peak:>11.0%} "
+            f"{bf16_share:>11} {dp:>9.1e}"
+        )
+    if compile_s is not None:
+        print(f"one-time torch.compile (fold + inductor, batch 8): {compile_s:.1f} s")
+    else:
+        print("torch.compile: not measured, no C++ compiler here (as in the worker image)")
+    default_fp32 = totals.get(
+        "onnxruntime fp32, batch 8" if auto == "onnxruntime" else "torch fp32 folded channels-last, batch 8"
+    )
+    shares = f"{front_cpu / default_fp32:.0%} of the default fp32 total"
+    if "torch bf16 folded, batch 8" in totals:
+        shares += f", {front_cpu / totals['torch bf16 folded, batch 8']:.0%} of the bf16 total"
+    print(f"frontend (resample + mel, decode excluded): {front_cpu:.3f} CPU s per clip = {shares}")
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of one process scoring a clip with one Detector: {probe_rss:.0f} MiB")
-    print(f"peak RSS of this benchmark (five networks held at once): {peak_rss:.0f} MiB")
+    print(
+        f"\npeak RSS of one process scoring a clip with one default Detector: {first_rss:.0f} MiB on a first "
+        f"start, {cached_rss:.0f} MiB with the exported network cached"
+    )
+    print(f"peak RSS of this benchmark (several networks held at once): {peak_rss:.0f} MiB")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

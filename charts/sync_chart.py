@@ -1,8 +1,9 @@
 """Keep the chart's copies of the Hydrophone CRD in step with crds/, the single source.
 
-Writes charts/hydrophone-operator/files/hydrophones.orcasound.net.yaml (a byte-for-byte copy the CRD template
-reads) and the `hydrophones[].spec` part of values.schema.json (the CRD's spec schema as JSON Schema draft-07,
-so a typo in a `hydrophones:` value fails `helm install` before anything reaches the cluster).
+Writes charts/hydrophone-operator/crds/hydrophones.orcasound.net.yaml (a byte-for-byte copy, which Helm
+installs before it renders the chart's templates) and the `hydrophones[].spec` part of values.schema.json
+(the CRD's spec schema as JSON Schema draft-07, so a typo in a `hydrophones:` value fails `helm install`
+before anything reaches the cluster).
 `python charts/sync_chart.py` updates them; `--check` only reports stale files (exit 1), as tests/ship does.
 """
 
@@ -19,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CRD_SOURCE = REPO / "crds" / "hydrophones.orcasound.net.yaml"
 CHART = REPO / "charts" / "hydrophone-operator"
-CRD_COPY = CHART / "files" / "hydrophones.orcasound.net.yaml"
+CRD_COPY = CHART / "crds" / "hydrophones.orcasound.net.yaml"
 VALUES_SCHEMA = CHART / "values.schema.json"
 SPEC_PATH = ("properties", "hydrophones", "items", "properties", "spec")
 

@@ -1,8 +1,8 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager.
 
-    python tools/control_plane.py build             # compile the pinned binaries once per machine (cached)
-    python tools/control_plane.py up --dir DIR      # start them; the LAST stdout line is DIR's admin kubeconfig
-    python tools/control_plane.py down --dir DIR    # stop exactly the processes `up` started there
+    python tools/control_plane.py build           # compile the pinned binaries once per machine (cached)
+    python tools/control_plane.py up --dir DIR    # start them; the LAST stdout line is the admin kubeconfig
+    python tools/control_plane.py down --dir DIR  # stop exactly the processes `up` started there
 
 The binaries are built from the Go module proxy: kube-apiserver and kube-controller-manager from
 `k8s.io/kubernetes/cmd/...` inside a small wrapper module whose go.mod replaces every staging module
@@ -41,8 +41,23 @@ from pathlib import Path
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
-CONTROLLERS = ("garbagecollector", "namespace", "deployment", "replicaset", "serviceaccount", "serviceaccount-token")
-ADMISSION_PLUGINS = ("NamespaceLifecycle", "ServiceAccount", "PodSecurity", "OwnerReferencesPermissionEnforcement")
+CONTROLLERS = (
+    "garbage-collector-controller",
+    "namespace-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",  # kube-root-ca.crt in every namespace, as pods expect
+    "clusterrole-aggregation-controller",  # the admin/edit/view roles that aggregate others
+    "resourcequota-controller",  # quota usage, so admission can enforce ResourceQuotas
+)
+ADMISSION_PLUGINS = (
+    "NamespaceLifecycle",
+    "ServiceAccount",
+    "PodSecurity",
+    "OwnerReferencesPermissionEnforcement",
+)
 STATE_FILE = "control-plane.json"
 KUBECONFIG_FILE = "admin.kubeconfig"
 
@@ -92,7 +107,7 @@ def published_version(kubernetes_version: str) -> str:
 
 
 def staging_modules(kubernetes_gomod: str) -> list[str]:
-    """The modules k8s.io/kubernetes's own go.mod replaces by ./staging/src/... (not resolvable as a module)."""
+    """The modules k8s.io/kubernetes's go.mod replaces by ./staging/src/... (unresolvable from a module)."""
     modules = []
     for line in kubernetes_gomod.splitlines():
         left, arrow, right = line.strip().partition("=>")
@@ -148,8 +163,6 @@ func main() { etcdmain.Main(os.Args) }
 
 
 def go(args: Sequence[str], cwd: Path, log: Path) -> None:
-    if shutil.which("go") is None:
-        raise ControlPlaneError("`go` is not on PATH: install Go 1.26 to build the control plane binaries")
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": os.environ.get("GOTOOLCHAIN", "local")}
     with log.open("a") as out:
         out.write(f"$ go {' '.join(args)}\n")
@@ -171,7 +184,9 @@ def build_kubernetes(root: Path, target: Binaries) -> None:
         env={**os.environ, "GOFLAGS": "-mod=mod"},
     )
     if info.returncode != 0:
-        raise ControlPlaneError(f"the module proxy did not serve k8s.io/kubernetes@{KUBERNETES_VERSION}: {info.stdout}")
+        raise ControlPlaneError(
+            f"the module proxy did not serve k8s.io/kubernetes@{KUBERNETES_VERSION}: {info.stdout}"
+        )
     gomod = Path(json.loads(info.stdout)["GoMod"]).read_text()
     (src / "go.mod").write_text(kubernetes_wrapper_gomod(KUBERNETES_VERSION, staging_modules(gomod)))
     (src / "tools.go").write_text(TOOLS_GO)
@@ -201,7 +216,8 @@ def build_etcd(root: Path, target: Binaries) -> None:
     src.mkdir(parents=True, exist_ok=True)
     log = src.parent / "build.log"
     (src / "go.mod").write_text(
-        f"module hydrophone-operator.local/etcd\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+        "module hydrophone-operator.local/etcd\n\ngo 1.26.0\n\n"
+        f"require go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
     )
     (src / "main.go").write_text(ETCD_MAIN_GO)
     go(["mod", "tidy"], src, log)
@@ -218,6 +234,8 @@ def ensure_binaries() -> Binaries:
     target = binaries(root)
     if not target.missing():
         return target
+    if shutil.which("go") is None:
+        raise ControlPlaneError("`go` is not on PATH: install Go 1.26 to build the control plane binaries")
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -228,8 +246,8 @@ def ensure_binaries() -> Binaries:
             say(f"etcd built in {time.monotonic() - started:.0f} s")
         if not (os.access(target.apiserver, os.X_OK) and os.access(target.controller_manager, os.X_OK)):
             say(
-                f"building kube-apiserver and kube-controller-manager {KUBERNETES_VERSION} from the Go module "
-                "proxy (first time on this machine; tens of minutes on 2 cores)"
+                f"building kube-apiserver and kube-controller-manager {KUBERNETES_VERSION} from the Go "
+                "module proxy (first time on this machine; tens of minutes on 2 cores)"
             )
             started = time.monotonic()
             build_kubernetes(root, target)
@@ -317,7 +335,9 @@ def _write_pki(pki: Path) -> None:
     write("sa.key", key_pem(sa_key))
     write(
         "sa.pub",
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
     )
 
 
@@ -325,11 +345,19 @@ def kubeconfig(server: str, pki: Path, user: str) -> str:
     document = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "hydrophone", "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")}}],
+        "clusters": [
+            {
+                "name": "hydrophone",
+                "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")},
+            }
+        ],
         "users": [
             {
                 "name": user,
-                "user": {"client-certificate": str(pki / f"{user}.crt"), "client-key": str(pki / f"{user}.key")},
+                "user": {
+                    "client-certificate": str(pki / f"{user}.crt"),
+                    "client-key": str(pki / f"{user}.key"),
+                },
             }
         ],
         "contexts": [{"name": "hydrophone", "context": {"cluster": "hydrophone", "user": user}}],
@@ -496,7 +524,9 @@ def up(work: Path, timeout: float) -> Path:
 
     admin = work / KUBECONFIG_FILE
     admin.write_text(kubeconfig(server, work / "pki", "admin"))
-    (work / "controller-manager.kubeconfig").write_text(kubeconfig(server, work / "pki", "controller-manager"))
+    (work / "controller-manager.kubeconfig").write_text(
+        kubeconfig(server, work / "pki", "controller-manager")
+    )
     try:
         pids["etcd"] = start("etcd", etcd_args(bins, work, etcd_client, etcd_peer), work)
         record()
@@ -510,12 +540,17 @@ def up(work: Path, timeout: float) -> Path:
             pids,
             work,
         )
-        pids["kube-controller-manager"] = start("kube-controller-manager", controller_manager_args(bins, work), work)
+        pids["kube-controller-manager"] = start(
+            "kube-controller-manager", controller_manager_args(bins, work), work
+        )
         record()
         # The service-account controller creating `default` proves the controller manager works.
         wait_for(
             "kube-controller-manager (the default ServiceAccount)",
-            lambda: https_get(f"{server}/api/v1/namespaces/default/serviceaccounts/default", work / "pki")[0] == 200,
+            lambda: (
+                https_get(f"{server}/api/v1/namespaces/default/serviceaccounts/default", work / "pki")[0]
+                == 200
+            ),
             deadline,
             pids,
             work,
@@ -535,18 +570,18 @@ def down(work: Path, grace: float = 15.0) -> list[str]:
         return []
     pids: dict[str, int] = json.loads(state.read_text())["pids"]
     ours = {name: pid for name, pid in pids.items() if alive(pid) and owned(pid, work)}
+    # One at a time, clients before servers: an API server whose etcd is already gone hangs in shutdown.
     for pid in reversed(list(ours.values())):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(pid) for pid in ours.values()):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(-1, os.WNOHANG)
-        time.sleep(0.1)
-    for pid in ours.values():
-        if alive(pid):
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while alive(pid) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(-1, os.WNOHANG)
+                time.sleep(0.05)
+            if not alive(pid):
+                break
     state.unlink()
     return list(ours)
 

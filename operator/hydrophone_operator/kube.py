@@ -1,8 +1,10 @@
-"""The thin I/O layer: get / create / merge-patch of the few kinds the operator manages.
+"""The thin I/O layer: get and server-side apply of the few kinds the operator manages.
 
-Raw REST calls through the official client's transport (its auth, TLS and in-cluster token refresh), with
-JSON merge patches so a drifted object is restored field by field (lists are replaced whole). The table
-below is also the operator's RBAC surface: the Helm chart grants exactly these verbs on these resources.
+Raw REST calls through the official client's transport (its auth, TLS and in-cluster token refresh). Children
+are written with server-side apply under our own field manager: the API server merges our fields into the
+object, keeps fields other managers own (a sidecar's container, an HPA's replicas, an annotation added by
+hand), removes fields we stop setting, and writes nothing when the object already holds what we apply. The
+table below is also the operator's RBAC surface: the Helm chart grants these verbs on these resources.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlencode
 
 import kubernetes
 
-from hydrophone_operator.drift import merge_patch, with_last_applied
 from hydrophone_operator.resource import API_GROUP, API_VERSION, KIND, PLURAL
 
 log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "hydrophone-operator"
+EVENTS_NAMESPACE = "default"  # where the API server accepts events about cluster-scoped objects
 
 
 @dataclass(frozen=True)
@@ -45,17 +49,27 @@ KINDS: dict[tuple[str, str], Kind] = {
     # Read fresh before each reconcile and its status subresource written (get, patch only).
     (f"{API_GROUP}/{API_VERSION}", KIND): Kind(f"/apis/{API_GROUP}/{API_VERSION}", PLURAL, False),
 }
-# Verbs used per kind (for the chart's ClusterRole): get, create, patch; Hydrophones get and patch
-# (incl. hydrophones/status). kopf itself additionally lists/watches/patches Hydrophones and creates Events.
+# Verbs used per kind (for the chart's ClusterRole): get (the previous version, once per object and
+# process) and patch (server-side apply); an apply that creates the object also needs create (the API
+# server checks it). Hydrophones: list (the resync), get and patch (incl. hydrophones/status); events:
+# create (in `default`). kopf itself additionally watches and patches Hydrophones.
 VERBS = ("get", "create", "patch")
 
 Applied = Literal["created", "updated", "unchanged"]
 
 
 class KubeError(RuntimeError):
-    def __init__(self, status: int, method: str, path: str, message: str):
+    """The API server refused a request: its HTTP status, reason (Invalid, Forbidden, Conflict, ...) and
+    message, as the server wrote them (status conditions quote them)."""
+
+    def __init__(self, status: int, method: str, path: str, message: str, reason: str = ""):
         self.status = status
-        super().__init__(f"{method} {path} answered {status}: {message}")
+        self.method = method
+        self.path = path
+        self.reason = reason
+        self.message = message
+        why = f" {reason}" if reason else ""
+        super().__init__(f"{method} {path} answered {status}{why}: {message}")
 
 
 def object_path(api_version: str, kind: str, name: str | None = None, namespace: str | None = None) -> str:
@@ -69,9 +83,29 @@ def object_path(api_version: str, kind: str, name: str | None = None, namespace:
     return f"{path}/{name}" if name else path
 
 
+def manifest_path(manifest: dict[str, Any]) -> str:
+    meta = manifest["metadata"]
+    return object_path(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+
+
+def _error(status: int, method: str, path: str, data: bytes) -> KubeError:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        return KubeError(
+            status, method, path, str(document.get("message", "")), str(document.get("reason", ""))
+        )
+    return KubeError(status, method, path, data[:200].decode(errors="replace"))
+
+
 class Kube:
     def __init__(self, client: kubernetes.client.ApiClient):
         self._client = client
+        # What each object looked like after our last apply (see _version): a steady-state apply then needs
+        # no GET to tell "unchanged" from "updated". Two short strings per child.
+        self._versions: dict[str, tuple[str, str]] = {}
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -83,67 +117,122 @@ class Kube:
         return cls(kubernetes.client.ApiClient())
 
     def _call(
-        self, method: str, path: str, body: Any = None, content_type: str | None = None
-    ) -> dict[str, Any]:
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str | None = None,
+        query: list[tuple[str, str]] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         params = self._client.param_serialize(
-            method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+            method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
         response = self._client.call_api(*params, _request_timeout=30)
         data = response.read()
         if not 200 <= response.status < 300:
-            try:
-                message = json.loads(data).get("message", "")
-            except (ValueError, AttributeError):
-                message = data[:200].decode(errors="replace")
-            raise KubeError(response.status, method, path, message)
-        return json.loads(data) if data else {}
+            raise _error(response.status, method, path, data)
+        return response.status, (json.loads(data) if data else {})
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None
     ) -> dict[str, Any] | None:
         try:
-            return self._call("GET", object_path(api_version, kind, name, namespace))
+            return self._call("GET", object_path(api_version, kind, name, namespace))[1]
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        meta = manifest["metadata"]
-        path = object_path(manifest["apiVersion"], manifest["kind"], None, meta.get("namespace"))
-        return self._call("POST", path, manifest, "application/json")
+    def apply(self, manifest: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Server-side apply: (HTTP status, the object as stored). 201 means the server created it.
 
-    def merge_patch(self, manifest: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-        meta = manifest["metadata"]
-        path = object_path(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
-        return self._call("PATCH", path, patch, "application/merge-patch+json")
+        `force` takes over fields another manager changed that we set (drift repair); fields only others
+        set stay theirs.
+        """
+        return self._call(
+            "PATCH",
+            manifest_path(manifest),
+            json.dumps(manifest),  # JSON is YAML: the apply content type accepts it as is
+            "application/apply-patch+yaml",
+            [("fieldManager", FIELD_MANAGER), ("force", "true")],
+        )
+
+    def list_hydrophone_names(self) -> list[str]:
+        """The Hydrophones that exist and are not being deleted."""
+        listing = self._call("GET", object_path(f"{API_GROUP}/{API_VERSION}", KIND))[1]
+        return [
+            item["metadata"]["name"]
+            for item in listing.get("items") or []
+            if not item["metadata"].get("deletionTimestamp")
+        ]
 
     def get_hydrophone(self, name: str) -> dict[str, Any] | None:
         return self.get(f"{API_GROUP}/{API_VERSION}", KIND, name)
 
     def patch_hydrophone_status(self, name: str, status: dict[str, Any]) -> dict[str, Any]:
         path = object_path(f"{API_GROUP}/{API_VERSION}", KIND, name) + "/status"
-        return self._call("PATCH", path, {"status": status}, "application/merge-patch+json")
+        return self._call("PATCH", path, {"status": status}, "application/merge-patch+json")[1]
+
+    def post_event(self, involved: dict[str, Any], type: str, reason: str, message: str) -> dict[str, Any]:
+        """A core/v1 Event about `involved`, a cluster-scoped Hydrophone.
+
+        Its reference carries no namespace, as the object has none: `kubectl describe hydrophone` looks for
+        exactly that (kopf's events name the namespace `default`, so they never show). The API server then
+        wants the Event itself in `default`, where events of cluster-scoped objects (Nodes too) live.
+        """
+        meta = involved["metadata"]
+        namespace = EVENTS_NAMESPACE
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:1024],  # the API server refuses longer messages
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        return self._call("POST", f"/api/v1/namespaces/{namespace}/events", event, "application/json")[1]
 
     def ensure(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], Applied]:
-        """Create the object, or patch it back to `manifest` if it drifted; write nothing otherwise."""
-        meta = manifest["metadata"]
-        observed = self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
-        if observed is None:
-            return self.create(with_last_applied(manifest)), "created"
-        patch = merge_patch(observed, manifest)
-        if patch is None:
-            return observed, "unchanged"
-        return self.merge_patch(manifest, patch), "updated"
+        """Apply `manifest`; say whether the server created the object, changed it, or left it as it was.
 
-    # Stale Secret copies (reconcile.remove_stale_copies): list by label in a site namespace, delete by name.
+        Raises KubeError (status, reason, message) when the server refuses the object.
+        """
+        path = manifest_path(manifest)
+        before = self._versions.get(path)
+        if before is None:
+            meta = manifest["metadata"]
+            observed = self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+            before = _version(observed) if observed else None
+        status, obj = self.apply(manifest)
+        after = _version(obj)
+        self._versions[path] = after
+        if status == 201 or before is None:
+            return obj, "created"
+        # Another writer (the Deployment controller's status, say) moves the resourceVersion too; our own
+        # managedFields entry only moves when our apply changed something.
+        return obj, "unchanged" if after[0] == before[0] or after[1] == before[1] else "updated"
+
+
     def list_names(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[str]:
-        query = urlencode({"labelSelector": label_selector})
-        path = f"{object_path(api_version, kind, None, namespace)}?{query}"
-        return [item["metadata"]["name"] for item in self._call("GET", path).get("items") or []]
+        """Names of the objects matching `label_selector` (reconcile.remove_stale_copies)."""
+        path = object_path(api_version, kind, None, namespace)
+        listing = self._call("GET", path, query=[("labelSelector", label_selector)])[1]
+        return [item["metadata"]["name"] for item in listing.get("items") or []]
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
         try:
@@ -151,3 +240,13 @@ class Kube:
         except KubeError as exc:
             if exc.status != 404:
                 raise
+
+def _version(obj: dict[str, Any]) -> tuple[str, str]:
+    """(resourceVersion, our field manager's managedFields entry: its time and field set)."""
+    meta = obj["metadata"]
+    ours = [
+        json.dumps([m.get("time"), m.get("fieldsV1")], sort_keys=True)
+        for m in meta.get("managedFields") or []
+        if m.get("manager") == FIELD_MANAGER and m.get("operation") == "Apply" and not m.get("subresource")
+    ]
+    return str(meta["resourceVersion"]), "".join(ours)

@@ -1,6 +1,6 @@
 """The one idempotent reconcile: desired children from the builders, observed state in, status out.
 
-Called by kopf on create/update/resume and by the timer, so it must be cheap when nothing changed: every
+Called by kopf on create/update/resume and by the resync, so it must be cheap when nothing changed: every
 child is read, compared and written only if it drifted.
 """
 
@@ -51,6 +51,13 @@ def namespace_problem(namespace: dict[str, Any] | None, hp: Hydrophone) -> Probl
     """A namespace we did not create (or made for another Hydrophone) is never adopted."""
     if namespace is None:
         return None
+    if (namespace.get("metadata") or {}).get("deletionTimestamp"):
+        # Left by a deleted Hydrophone (or deleted by hand): nothing can be created in it, and re-owning it
+        # would need delete permission on namespaces. Wait until the namespace controller is done.
+        return Problem(
+            "NamespaceTerminating",
+            f"namespace {hp.namespace} is still being deleted; the site is set up again once it is gone",
+        )
     labels = (namespace.get("metadata") or {}).get("labels") or {}
     if labels.get(MANAGED_BY) == MANAGER and labels.get(HYDROPHONE_LABEL) == hp.name:
         return None

@@ -12,15 +12,20 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from hydrophone_worker.config import DEFAULT_BASE_URL
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hydrophone_operator.quantity import canonical_quantity
 
 ENV_PREFIX = "HYDROPHONE_OPERATOR_"
 MODEL_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # The default repository names no published image (README "Build the images"): a site refuses to start on it.
 PLACEHOLDER_WORKER_REPOSITORY = "ghcr.io/orcasound/hydrophone-worker"
-Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+# Kept in the API server's canonical spelling (1.5Gi -> 1536Mi): the children we apply are never rewritten.
+Quantity = Annotated[
+    str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"), AfterValidator(canonical_quantity)
+]
 
 
 class SettingsError(ValueError):
@@ -60,7 +65,7 @@ class OperatorSettings(BaseSettings):
     state_claim_size: Quantity | None = None
     state_storage_class: str | None = Field(None, min_length=1)  # None = the cluster's default class
     scratch_size_limit: Quantity = "1Gi"
-    # How often the timer re-applies children (drift correction) and refreshes status from the worker.
+    # How often the resync re-applies children (drift correction) and refreshes status from the worker.
     resync_seconds: float = Field(60.0, gt=0)
     lag_degraded_seconds: float = Field(900.0, gt=0)
     # {service} {namespace} {port} are filled in; tests point this at a server on 127.0.0.1.

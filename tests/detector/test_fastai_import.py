@@ -355,3 +355,58 @@ def test_the_cli_reports_a_refused_pickle(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "refused to load global posix.system" in result.output
     assert not marker.exists()
+
+
+# --- resource bombs: bounded and refused with the reason, in well under a second ------------------------
+
+
+def _laughs(levels: int) -> list[object]:
+    value: list[object] = ["lol"]
+    for _ in range(levels):
+        value = [value, value]  # pickled once, referenced twice through the memo: tiny file, 2^levels leaves
+    return value
+
+
+def test_a_memo_billion_laughs_model_is_described_not_expanded(tmp_path: Path) -> None:
+    torch.save({"model": _laughs(80)}, tmp_path / "model.pkl")
+    assert (tmp_path / "model.pkl").stat().st_size < 10_000
+    with pytest.raises(FastaiImportError, match=r"learner\.model is a list of 2 items, not a pickled torch"):
+        import_fastai_v1(tmp_path / "model.pkl", tmp_path / "out")
+
+
+def test_a_shared_module_tree_of_two_to_the_sixty_modules_is_refused() -> None:
+    module = _pickled_module({}, {})
+    for _ in range(60):
+        module = _pickled_module({"a": module, "b": module}, {})
+    with pytest.raises(UnsafePickleError, match="more than 100000 modules in the model tree"):
+        fastai_state_dict({"model": module})
+
+
+def test_a_deep_module_tree_is_refused_without_recursion_error(tmp_path: Path) -> None:
+    deep: nn.Module = nn.Sequential()
+    for _ in range(2000):
+        deep = nn.Sequential(deep)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)  # only to write it: pickling recurses, unpickling does not
+    try:
+        torch.save({"model": deep}, tmp_path / "model.pkl")
+    finally:
+        sys.setrecursionlimit(limit)
+    with pytest.raises(UnsafePickleError, match="the model tree is deeper than 64 modules"):
+        import_fastai_v1(tmp_path / "model.pkl", tmp_path / "out")
+
+
+@pytest.mark.parametrize("kind", [list, tuple, set, frozenset, torch.Size])
+def test_allowed_constructors_cannot_build_huge_values(tmp_path: Path, kind: type) -> None:
+    torch.save({"model": nn.Sequential(), "metrics": [_Payload(kind, range(10**12))]}, tmp_path / "model.pkl")
+    with pytest.raises(UnsafePickleError, match=r"refused \w+\(\) of 1000000000000 items"):
+        read_pickle(tmp_path / "model.pkl")
+
+
+def test_a_file_larger_than_any_export_is_refused_unread(tmp_path: Path, monkeypatch) -> None:
+    from hydrophone_worker.detector import fastai_import
+
+    torch.save({"model": nn.Sequential()}, tmp_path / "model.pkl")
+    monkeypatch.setattr(fastai_import, "MAX_FILE_BYTES", 100)
+    with pytest.raises(UnsafePickleError, match=r"bytes; a fastai v1 export is ~100 MB"):
+        read_pickle(tmp_path / "model.pkl")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from hydrophone_worker.detector import fast, frontend
-from hydrophone_worker.detector.cpu import cpu_supports_bf16
+from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.fast import PrecisionUnsupported
 from hydrophone_worker.detector.modeldir import ModelConfig
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
@@ -78,9 +78,16 @@ def test_bf16_matches_fp32_decisions_where_the_cpu_supports_it_else_is_refused(r
             Detector(resnet, DetectionParams(), precision="bf16")
         return
     bf16 = Detector(resnet, DetectionParams(max_batch_size=2), precision="bf16").score_audio(audio, 48000)
-    assert np.max(np.abs(np.array(bf16.window_scores) - np.array(scored.window_scores))) <= 0.02
+    bound = fast.BF16_MAX_DP["amx_bf16" if "amx_bf16" in read_cpu_flags() else "avx512_bf16"]
+    assert np.max(np.abs(np.array(bf16.window_scores) - np.array(scored.window_scores))) <= bound
     assert bf16.positive == scored.positive
     assert [s.positive for s in bf16.segments] == [s.positive for s in scored.segments]
+
+
+def test_bf16_is_refused_on_a_cpu_without_bf16_instructions(resnet, monkeypatch):
+    monkeypatch.setattr(fast, "cpu_supports_bf16", lambda: False)  # as /proc/cpuinfo of an AVX2-only CPU
+    with pytest.raises(PrecisionUnsupported, match=r"bf16 needs a CPU with avx512_bf16.*use precision fp32"):
+        Detector(resnet, DetectionParams(), precision="bf16")
 
 
 @pytest.mark.slow  # emulated bf16: ~2 s alone, more on a busy machine

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 from azure.storage.blob import BlobServiceClient
-from hydrophone_worker.service.demo import REPO, detection_times, simulator
+from hydrophone_worker.service.demo import REPO, detection_times, read_results, simulator
 
 from tests.e2e.conftest import SPEED, journal, wait_for, worker_config
 from tests.emulators import AZURITE_KEY
@@ -63,7 +63,7 @@ def test_live_run_detects_calls_reports_them_and_stops_gracefully(moto_endpoint,
     assert [c["positive"] for c in clips] == [True, True, False]
     assert_contiguous(clips)
     assert_calls_found(sim, clips, calls)
-    # The local sink: one record per positive clip, stamped with the clip start, and the gallery.
+    # The local sink: one record per positive clip, stamped with the clip start, and the review page.
     records = journal(tmp_path, sim.stream_id)
     assert [r["timestamp"] for r in records] == [c["start"] for c in clips[:2]]
     assert len({r["id"] for r in records}) == 2
@@ -76,6 +76,8 @@ def test_live_run_detects_calls_reports_them_and_stops_gracefully(moto_endpoint,
     assert status["lagSeconds"] is not None and status["state"] in ("running", "lagging", "waiting")
     assert f'hydrophone_clips_total{{decision="positive",stream="{sim.stream_id}"}} 2.0' in metrics
     assert f'hydrophone_detections_total{{stream="{sim.stream_id}"}} 2.0' in metrics
+    assert f'hydrophone_deliveries_total{{sink="local",stream="{sim.stream_id}"}} 2.0' in metrics
+    assert f'hydrophone_ready{{stream="{sim.stream_id}"}} 1.0' in metrics
     assert "hydrophone_clip_scoring_seconds_count" in metrics
     assert "stopped (stopped)" in worker.log()
 
@@ -226,4 +228,13 @@ def test_make_demo_finds_the_calls(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("detected in") == 2 and "missed" not in done.stdout
-    assert f"open {tmp_path / 'demo' / 'detections' / 'rpi_demo' / 'index.html'}" in done.stdout
+    # It ends with the review page, whose header covers every clip and gap of the run.
+    page = tmp_path / "demo" / "detections" / "rpi_demo" / "index.html"
+    assert done.stdout.rstrip().splitlines()[-1].endswith(f": {page}") and page.is_file()
+    text = (page.parent / "review" / "summary.js").read_text()
+    summary = json.loads(text[len("hydrophoneReview.summary(") : -len(");\n")])
+    results = read_results(tmp_path / "demo" / "results.jsonl")
+    gaps = [e for e in results if e["kind"] == "gap"]
+    assert summary["detections"] == 2 and summary["scan"]["positives"] == 2
+    assert summary["scan"]["clips"] == sum(e["kind"] == "clip" for e in results) == 2
+    assert sum(g["count"] for g in summary["scan"]["gaps"].values()) == len(gaps)

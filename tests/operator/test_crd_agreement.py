@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (temporary: fixtures imported from tests/operator/cluster_local.py until issue 10 merges)
 """The API server and the operator agree on every Hydrophone: `kubectl apply` succeeding means a site the
 operator will build, and `hydrophone-operator render` refusing means the server would refuse it too, for the
 same field or CEL rule.
@@ -15,14 +14,13 @@ import re
 from collections import Counter
 from typing import Any
 
-import kubernetes
 import pytest
+import yaml
 from hydrophone_operator.builders import build_children
-from hydrophone_operator.kube import Kube
-from hydrophone_operator.resource import API_GROUP, API_VERSION, PLURAL, parse_hydrophone
+from hydrophone_operator.resource import API_GROUP, API_VERSION, parse_hydrophone
 from hydrophone_operator.settings import OperatorSettings
 
-from tests.operator.cluster_local import admin_kube, control_plane, kubectl  # noqa: F401
+from tests.cluster import HYDROPHONES, ControlPlane
 from tests.operator.mutations import mutations
 
 pytestmark = [pytest.mark.integration]
@@ -41,21 +39,19 @@ def operator_refusal(body: dict[str, Any]) -> str | None:
     return None
 
 
-def server_refusal(api: kubernetes.client.CustomObjectsApi, body: dict[str, Any]) -> list[str] | None:
+def server_refusal(cluster: ControlPlane, body: dict[str, Any]) -> list[str] | None:
     """None when the API server admits the object, else the fields (or CEL messages) it names."""
-    try:
-        api.create_cluster_custom_object(
-            API_GROUP, API_VERSION, PLURAL, body, dry_run="All", field_validation="Strict"
-        )
-    except kubernetes.client.ApiException as exc:
-        if exc.status not in (400, 422):
-            raise
-        status = json.loads(exc.body)
-        causes = (status.get("details") or {}).get("causes") or []
-        # "<nil>" marks the summary cause some refusals add; the others name a field.
-        fields = [c.get("field") or c.get("message", "") for c in causes if c.get("field") != "<nil>"]
-        return fields or [status.get("message", "")]
-    return None
+    response = cluster.http.post(
+        HYDROPHONES, json=body, params={"dryRun": "All", "fieldValidation": "Strict"}
+    )
+    if response.is_success:
+        return None
+    assert response.status_code in (400, 422), response.text
+    status = response.json()
+    causes = (status.get("details") or {}).get("causes") or []
+    # "<nil>" marks the summary cause some refusals add; the others name a field.
+    fields = [c.get("field") or c.get("message", "") for c in causes if c.get("field") != "<nil>"]
+    return fields or [status.get("message", "")]
 
 
 def named_in(refusal: str, server_fields: list[str]) -> bool:
@@ -64,17 +60,10 @@ def named_in(refusal: str, server_fields: list[str]) -> bool:
     return any(field in refusal or re.sub(r"\[\d+\]$", "", field) + ":" in refusal for field in server_fields)
 
 
-@pytest.fixture(scope="module")
-def custom_objects(admin_kube: Kube) -> kubernetes.client.CustomObjectsApi:
-    return kubernetes.client.CustomObjectsApi(admin_kube._client)
-
-
-def test_admitted_by_the_server_if_and_only_if_accepted_by_the_operator(
-    custom_objects: kubernetes.client.CustomObjectsApi,
-) -> None:
+def test_admitted_by_the_server_if_and_only_if_accepted_by_the_operator(cluster: ControlPlane) -> None:
     disagreements, outcomes = [], Counter()
     for body in mutations(SEED, COUNT):
-        server, operator = server_refusal(custom_objects, body), operator_refusal(body)
+        server, operator = server_refusal(cluster, body), operator_refusal(body)
         outcomes["admitted" if server is None else "refused"] += 1
         if (server is None) != (operator is None) or (
             server is not None and operator is not None and not named_in(operator, server)
@@ -98,7 +87,7 @@ def test_admitted_by_the_server_if_and_only_if_accepted_by_the_operator(
     ids=["set-later", "changed", "removed"],
 )
 def test_spec_namespace_cannot_be_set_changed_or_removed_after_creation(
-    kubectl: Any,
+    cluster: ControlPlane,
     before: str | None,
     after: str | None,
 ) -> None:
@@ -115,15 +104,19 @@ def test_spec_namespace_cannot_be_set_changed_or_removed_after_creation(
             "spec": spec,
         }
 
-    kubectl("apply", "-f", "-", input=manifest(before))
+    apply = lambda body, check=True: cluster.kubectl(  # noqa: E731
+        "apply", "-f", "-", input=yaml.safe_dump(body), check=check
+    )
+    apply(manifest(before))
     try:
-        moved = kubectl("apply", "-f", "-", input=manifest(after), check=False)
+        moved = apply(manifest(after), check=False)
         assert moved.returncode != 0
         assert "namespace is immutable (setting, changing or removing it)" in moved.stderr
-        stored = json.loads(kubectl("get", "hydrophone", name, "-o", "json").stdout)
+        stored = cluster.get(f"{HYDROPHONES}/{name}")
+        assert stored is not None
         assert stored["spec"].get("namespace") == before
         # Other changes still go through.
         changed = {**manifest(before), "spec": {**manifest(before)["spec"], "suspend": True}}
-        kubectl("apply", "-f", "-", input=changed)
+        apply(changed)
     finally:
-        kubectl("delete", "hydrophone", name, "--wait=false")
+        cluster.delete(f"{HYDROPHONES}/{name}")

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (temporary: fixtures imported from tests/operator/cluster_local.py until issue 10 merges)
 """The reconcile against a real API server (admin credentials; RBAC is tests/ship/test_rbac.py's subject):
 credentials only from marked Secrets, no double restart when a Secret comes back, stale copies removed,
 refusals by the server in status, the placeholder image refused, the site namespace and egress policy as
@@ -12,12 +11,41 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import kubernetes
 import pytest
+import yaml
 from hydrophone_operator.kube import Kube
-from hydrophone_operator.reconcile import Outcome, reconcile
+from hydrophone_operator.reconcile import PAUSE_ANNOTATION, Outcome, reconcile
 from hydrophone_operator.settings import OperatorSettings
 
-from tests.operator.cluster_local import admin_kube, control_plane, get_json, kubectl  # noqa: F401
+from tests.cluster import ControlPlane
+
+Kubectl = Callable[..., Any]
+
+
+@pytest.fixture(scope="module")
+def kubectl(cluster: ControlPlane) -> Kubectl:
+    """The admin's kubectl; `input` may be objects (dumped as YAML documents)."""
+
+    def run(*args: str, input: Any = None, check: bool = True) -> Any:
+        if input is not None and not isinstance(input, str):
+            input = yaml.safe_dump_all(input if isinstance(input, list) else [input])
+        return cluster.kubectl(*args, input=input, check=check)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def admin_kube(cluster: ControlPlane) -> Kube:
+    config = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(str(cluster.kubeconfig), client_configuration=config)
+    return Kube(kubernetes.client.ApiClient(config))
+
+
+def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any] | None:
+    result = kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
 
 pytestmark = [pytest.mark.integration]
 
@@ -52,7 +80,8 @@ class Site:
         return {
             "apiVersion": "orcasound.net/v1alpha1",
             "kind": "Hydrophone",
-            "metadata": {"name": self.name},
+            # Paused: the session's operator leaves it alone; this test calls reconcile itself.
+            "metadata": {"name": self.name, "annotations": {PAUSE_ANNOTATION: "true"}},
             "spec": body,
         }
 

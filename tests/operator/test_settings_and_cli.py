@@ -151,3 +151,17 @@ def test_run_refuses_bad_settings_before_touching_a_cluster(monkeypatch: pytest.
     result = CliRunner().invoke(main, ["run"])
     assert result.exit_code != 0
     assert "lag_degraded_seconds (env HYDROPHONE_OPERATOR_LAG_DEGRADED_SECONDS)" in result.output
+
+
+def test_run_without_any_kubeconfig_is_one_line_saying_how_to_connect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config either
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: no Kubernetes credentials") and "set KUBECONFIG" in line
+    assert "run inside a cluster" in line

@@ -9,18 +9,23 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import soundfile
 from azure.cosmos import CosmosClient
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import (
+    AccountSasPermissions,
+    BlobServiceClient,
+    ResourceTypes,
+    generate_account_sas,
+)
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import detection_id
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink, AzureSinkError
 
-from tests.emulators import AZURITE_KEY, Azurite, Cosmos, azurite_blob, cosmos_server
+from tests.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Cosmos, azurite_blob, cosmos_server
 from tests.polling import wait_until
 from tests.publish.conftest import FAST, LOCATION, START, create_azure_targets, make_clip, make_score
 
@@ -242,3 +247,65 @@ def test_missing_cosmos_container_is_a_clear_error(
     )
     with pytest.raises(AzureSinkError, match="CosmosDB container predictions/nosuchcontainer does not exist"):
         sink.deliver(entry)
+
+
+def test_sas_connection_string_keeps_its_token_out_of_the_document(
+    tmp_path: Path, azurite: Azurite, cosmos: Cosmos, azure_names: AzureNames
+) -> None:
+    """The portal serves audioUri/imageUri to anyone: a write-capable SAS token must never be in them."""
+    sas = generate_account_sas(
+        AZURITE_ACCOUNT,
+        AZURITE_KEY,
+        resource_types=ResourceTypes(object=True),
+        permission=AccountSasPermissions(read=True, write=True, create=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    sink = AzureSink.from_keys(
+        storage_connection_string=f"BlobEndpoint={azurite.url};SharedAccessSignature={sas}",
+        cosmos_endpoint=cosmos.endpoint,
+        cosmos_key=cosmos.key,
+        names=azure_names,
+    )
+    outbox = Outbox(tmp_path / "spool", [sink])
+    outbox.put(make_clip(START + timedelta(days=3)), make_score(), LOCATION)
+    assert outbox.deliver_pending() == 1  # the SAS did authorise the uploads
+
+    [doc] = _documents(cosmos, azure_names)
+    name = "rpi_orcasound_lab_2021_10_16_15_11_18_PDT"
+    assert doc["audioUri"] == f"{azurite.url}/{azure_names.audio_container}/{name}.wav"
+    assert doc["imageUri"] == f"{azurite.url}/{azure_names.image_container}/{name}.png"
+    assert "sig=" not in json.dumps(doc)
+    assert _blob(azurite, azure_names.audio_container, f"{name}.wav").exists()
+
+
+def test_republish_of_unchanged_detection_writes_nothing(
+    tmp_path: Path, cosmos: Cosmos, azure_names: AzureNames, azure_sink: AzureSink
+) -> None:
+    """Every Cosmos write is a change-feed event (emails, Orcasite posts): an identical re-publish is none."""
+    clips = [make_clip(START + timedelta(days=4, minutes=m)) for m in range(3)]
+    first = Outbox(tmp_path / "first", [azure_sink])
+    for clip in clips:
+        first.put(clip, make_score(), LOCATION)
+    assert first.deliver_pending() == 3
+    before = {d["id"]: (d["_etag"], d["_ts"]) for d in _documents(cosmos, azure_names)}
+    assert len(before) == 3
+
+    # A worker restarted with a fresh state dir scores and publishes the same range again.
+    second = Outbox(tmp_path / "second", [azure_sink])
+    for clip in clips:
+        second.put(clip, make_score(), LOCATION)
+    assert second.deliver_pending() == 3
+    after = {d["id"]: (d["_etag"], d["_ts"]) for d in _documents(cosmos, azure_names)}
+    assert after == before
+
+    # A changed score is still written, and only that document.
+    changed = Outbox(tmp_path / "third", [azure_sink])
+    changed.put(clips[1], make_score((0.1, 0.95, 0.9, 0.2)), LOCATION)
+    assert changed.deliver_pending() == 1
+    final = {d["id"]: d for d in _documents(cosmos, azure_names)}
+    rewritten = detection_id("rpi_orcasound_lab", clips[1].start)
+    assert final[rewritten]["_etag"] != before[rewritten][0]
+    assert final[rewritten]["whaleFoundConfidence"] == pytest.approx(92.5)
+    assert {i: (d["_etag"], d["_ts"]) for i, d in final.items() if i != rewritten} == {
+        i: v for i, v in before.items() if i != rewritten
+    }

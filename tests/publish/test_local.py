@@ -1,4 +1,4 @@
-"""The local sink: files, an append-only journal and a gallery a person can open."""
+"""The local sink: files, an append-only journal and the review page's data (more in test_review*.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from hydrophone_worker.publish.durable import SpoolError
-from hydrophone_worker.publish.gallery import render_gallery
 from hydrophone_worker.publish.outbox import Outbox
+from hydrophone_worker.publish.review import read_page
 from hydrophone_worker.publish.sinks.local import LocalSink, read_journal
 
 from tests.publish.conftest import FAST, LOCATION, START, make_clip, make_score
@@ -27,7 +27,7 @@ def _publish(tmp_path: Path, sink: LocalSink, *minutes: int) -> Outbox:
     return outbox
 
 
-def test_files_journal_and_gallery(tmp_path: Path) -> None:
+def test_files_journal_and_review_page(tmp_path: Path) -> None:
     sink = LocalSink(tmp_path / "detections")
     _publish(tmp_path, sink, 0, 1)
     folder = tmp_path / "detections" / "rpi_orcasound_lab"
@@ -40,13 +40,16 @@ def test_files_journal_and_gallery(tmp_path: Path) -> None:
         "2021-10-13T22:12:18.250000Z",
     ]
 
-    page = (folder / "index.html").read_text()
-    assert "2 detections" in page
-    # Newest first, and every relative link resolves inside the folder (the folder can be copied anywhere).
-    assert page.index("15:12:18 PDT") < page.index("15:11:18 PDT")
-    links = re.findall(r'(?:src)="([^"]+)"', page)
-    assert len(links) == 4 and all((folder / link).is_file() for link in links)
-    assert "http" not in page
+    # Every file a card links to resolves inside the folder (the folder can be copied anywhere).
+    cards = read_page(folder / "review" / "page-000001.js")
+    assert [c["timestamp"] for c in cards] == [
+        r["timestamp"] for r in read_journal(folder / "detections.jsonl")
+    ]
+    links = [c[key] for c in cards for key in ("wav", "png", "json")]
+    assert len(links) == 6 and all((folder / link).is_file() for link in links)
+    # No network: the viewer loads only relative scripts and files.
+    viewer = (folder / "index.html").read_text()
+    assert not re.search(r'(src|href)="(https?:)?//', viewer)
 
 
 def test_redelivery_does_not_duplicate_the_journal(tmp_path: Path) -> None:
@@ -55,7 +58,7 @@ def test_redelivery_does_not_duplicate_the_journal(tmp_path: Path) -> None:
     _publish(tmp_path / "again", sink, 0)  # a second spool re-publishes the same detection
     folder = tmp_path / "detections" / "rpi_orcasound_lab"
     assert len(read_journal(folder / "detections.jsonl")) == 1
-    assert "1 detection<" in (folder / "index.html").read_text()
+    assert len(read_page(folder / "review" / "page-000001.js")) == 1
 
 
 def test_a_torn_journal_line_is_skipped_and_not_glued_to_the_next(tmp_path: Path) -> None:
@@ -88,17 +91,3 @@ def test_a_directory_broken_after_startup_keeps_the_detection_spooled(tmp_path: 
     ):
         sink.deliver(outbox.pending()[0])
     assert outbox.deliver_pending() == 0 and outbox.depth == 1  # kept for later, not lost
-
-
-def test_gallery_escapes_text_from_records() -> None:
-    record = {
-        "id": "x",
-        "timestamp": "2021-10-13T22:11:18.000000Z",
-        "whaleFoundConfidence": 70.0,
-        "modelId": "<script>alert(1)</script>",
-        "audioUri": "a.wav",
-        "imageUri": "a.png",
-        "predictions": [],
-    }
-    page = render_gallery("rpi_orcasound_lab", [record])
-    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -45,12 +45,14 @@ def test_entry_leaves_when_every_sink_confirmed_and_restart_skips_confirmed_sink
     assert outbox.deliver_pending() == 0
     assert good.delivered == [detection] and down.calls == 3  # bounded retries
     assert outbox.depth == 1 and outbox.failures == {"good": 0, "down": 1}
+    assert outbox.delivered == {"good": 1, "down": 0}  # hydrophone_deliveries_total
 
     # Restart (a new Outbox on the same spool): the confirmed sink is not redone.
     good2, back = RecordingSink("good"), RecordingSink("down")
     restarted = Outbox(tmp_path, [good2, back], **FAST)
     assert restarted.deliver_pending() == 1
     assert good2.calls == 0 and back.delivered == [detection]
+    assert restarted.delivered == {"good": 0, "down": 1}
     assert restarted.depth == 0 and [p.name for p in tmp_path.iterdir()] == [".delivered"]
 
 

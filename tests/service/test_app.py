@@ -78,6 +78,7 @@ def test_fresh_live_start_is_delay_seconds_behind_now(tmp_path, monkeypatch) -> 
     assert readers[0].start_at == NOW - timedelta(seconds=90)
     snapshot = worker.status.snapshot()
     assert snapshot.state == "stopped" and snapshot.model_tag == "never" and snapshot.ready
+    assert b'hydrophone_ready{stream="rpi_bush_point"} 1.0' in worker.metrics.render()
 
 
 def test_restart_within_max_backfill_resumes_at_the_checkpoint(tmp_path, monkeypatch) -> None:
@@ -118,6 +119,7 @@ def test_setup_failure_marks_the_worker_failed(tmp_path, monkeypatch) -> None:
         worker.run()
     snapshot = worker.status.snapshot()
     assert snapshot.state == "failed" and not snapshot.ready and "no such model directory" in snapshot.error
+    assert b'hydrophone_ready{stream="rpi_bush_point"} 0.0' in worker.metrics.render()
 
 
 def test_json_log_lines_carry_the_structured_fields() -> None:
@@ -141,15 +143,15 @@ def test_cli_reports_a_busy_port_clearly(tmp_path) -> None:
         path = tmp_path / "c.yaml"
         path.write_text(config(tmp_path).to_yaml())
         result = CliRunner().invoke(run, ["--config", str(path), "--port", str(port)])
-    assert result.exit_code == 1
-    assert f"server.port {port} on 127.0.0.1 is in use" in result.output and "--port" in result.output
+    assert result.exit_code == 2
+    assert f"server.port {port} on 127.0.0.1 cannot be used" in result.output and "--port" in result.output
 
 
 def test_cli_rejects_bad_overrides_and_times(tmp_path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(config(tmp_path).to_yaml())
     result = CliRunner().invoke(run, ["--config", str(tmp_path / "missing.yaml")])
-    assert result.exit_code == 1 and "cannot read the file" in result.output
+    assert result.exit_code == 2 and "cannot read the file" in result.output
     result = CliRunner().invoke(
         backfill, ["--stream", "rpi_bush_point", "--start", "yesterday", "--end", "now"]
     )
@@ -157,11 +159,11 @@ def test_cli_rejects_bad_overrides_and_times(tmp_path) -> None:
     result = CliRunner().invoke(
         backfill, ["--stream", "Bush Point", "--start", "2026-11-29T10:00Z", "--end", "2026-11-29T11:00Z"]
     )
-    assert result.exit_code == 1 and "stream.streamId" in result.output
+    assert result.exit_code == 2 and "stream.streamId" in result.output
     result = CliRunner().invoke(
         backfill, ["--stream", "rpi_bush_point", "--start", "2026-11-29T11:00Z", "--end", "2026-11-29T10:00Z"]
     )
-    assert result.exit_code == 1 and "must be after start" in result.output
+    assert result.exit_code == 2 and "must be after start" in result.output
 
 
 def test_cli_accepts_upstream_flat_config_and_stops_at_the_model(tmp_path) -> None:
@@ -169,9 +171,10 @@ def test_cli_accepts_upstream_flat_config_and_stops_at_the_model(tmp_path) -> No
     upstream.write_text(
         (REPO / "examples" / "upstream-config.yml").read_text().replace('"./model"', f'"{tmp_path / "nope"}"')
     )
-    result = CliRunner().invoke(run, ["--config", str(upstream), "--port", "0"])
+    env = {"AZURE_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true", "AZURE_COSMOSDB_PRIMARY_KEY": "k"}
+    result = CliRunner(env=env).invoke(run, ["--config", str(upstream), "--port", "0"])
     # Accepted as a config: it fails at the model directory, before touching any stream.
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "model.dir" in result.output and "no such model directory" in result.output
 
 
@@ -179,7 +182,7 @@ def test_cli_reports_config_errors_with_field_and_fix(tmp_path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("stream: {streamId: Orcasound Lab, delay: 60}\n")
     result = CliRunner().invoke(run, ["--config", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "stream.streamId" in result.output and "stream.delay: unknown key" in result.output
     assert "did you mean 'delaySeconds'" in result.output
 
@@ -220,3 +223,50 @@ def test_status_starts_from_the_detections_the_checkpoint_kept(tmp_path, monkeyp
     worker, _ = run_worker(tmp_path, cfg, monkeypatch)
     snapshot = worker.status.snapshot()
     assert (snapshot.detections_total, snapshot.last_detection_time) == (1, NOW - timedelta(minutes=30))
+
+
+def test_rerunning_a_completed_range_reads_and_scores_nothing(tmp_path, monkeypatch) -> None:
+    start, end = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    cfg = config(tmp_path, mode="range", start=start.isoformat(), end=end.isoformat())
+    # The last clip of a range holds whole segments, so it may end after the range.
+    CheckpointStore(tmp_path / "state", checkpoint_key(cfg)).write(end + timedelta(seconds=7))
+    worker, readers = run_worker(tmp_path, cfg, monkeypatch)
+    assert readers == []
+    assert worker.status.snapshot().clips_total == 0
+    assert (tmp_path / "results.jsonl").read_text() == ""
+
+
+def test_only_a_first_live_start_takes_the_segment_holding_its_instant_whole(tmp_path) -> None:
+    fresh = NOW - timedelta(seconds=60)
+    make = app_module.default_reader_factory(config(tmp_path), threading.Event(), lambda: fresh)
+    first, resumed = make(fresh), make(fresh + timedelta(minutes=5))  # a lag jump or a checkpoint
+    assert first.whole_start_segment and not resumed.whole_start_segment
+
+
+def test_a_fresh_worker_remembers_its_first_start_for_the_reader(tmp_path, monkeypatch) -> None:
+    worker, readers = run_worker(tmp_path, config(tmp_path, delaySeconds=90), monkeypatch)
+    assert worker.fresh_start == readers[0].start_at == NOW - timedelta(seconds=90)
+    cfg = config(tmp_path / "b")
+    CheckpointStore(tmp_path / "b" / "state", checkpoint_key(cfg)).write(NOW - timedelta(minutes=3))
+    resumed, _ = run_worker(tmp_path / "b", cfg, monkeypatch)
+    assert resumed.fresh_start is None
+
+
+def test_backfill_of_another_stream_says_the_configs_location_is_not_used(tmp_path, monkeypatch) -> None:
+    from hydrophone_worker.service import cli as cli_module
+    from hydrophone_worker.service.runner import RunSummary
+
+    served: list[WorkerConfig] = []
+
+    def serve(config: WorkerConfig, *_args: object, **_kwargs: object) -> RunSummary:
+        served.append(config)
+        return RunSummary()
+
+    monkeypatch.setattr(cli_module, "_serve", serve)
+    path = tmp_path / "bush.yaml"
+    path.write_text(config(tmp_path).to_yaml())  # rpi_bush_point, location filled in
+    args = ["--stream", "rpi_orcasound_lab", "--start", "2026-11-29T10:00Z", "--end", "2026-11-29T11:00Z"]
+    result = CliRunner().invoke(backfill, [*args, "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"note: {path} is for stream rpi_bush_point; its location is not used" in result.stderr
+    assert served[0].location.name == "Orcasound Lab"

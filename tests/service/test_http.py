@@ -105,6 +105,18 @@ def test_metrics_exposition(parts) -> None:
     assert 'hydrophone_lag_seconds{stream="rpi_sim"} 61.5' in text
     assert 'hydrophone_clip_scoring_seconds_count{stream="rpi_sim"} 3.0' in text
     assert 'hydrophone_segment_fetch_errors_total{kind="http-5xx",stream="rpi_sim"} 3.0' in text
+    assert 'hydrophone_ready{stream="rpi_sim"} 0.0' in text  # until the worker says it is ready
+    assert "hydrophone_deliveries_total" not in text  # no outbox yet: no sinks to count for
+
+
+def test_deliveries_are_counted_per_sink_at_scrape_time(parts) -> None:
+    _, metrics, client = parts
+    delivered = {"local": 2, "azure": 0}
+    metrics.watch_deliveries(lambda: delivered)
+    delivered["azure"] = 1  # the delivery thread confirmed one more since
+    text = client.get("/metrics").text
+    assert 'hydrophone_deliveries_total{sink="local",stream="rpi_sim"} 2.0' in text
+    assert 'hydrophone_deliveries_total{sink="azure",stream="rpi_sim"} 1.0' in text
 
 
 def test_unknown_path_is_404_with_hint(parts) -> None:

@@ -78,6 +78,19 @@ def full_values() -> dict[str, Any]:
             "namespace": "prometheus",
             "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}},
             "serviceMonitor": {"enabled": True, "interval": "60s", "labels": {"release": "prom"}},
+            "prometheusRule": {
+                "enabled": True,
+                "labels": {"release": "prom"},
+                "ruleLabels": {"team": "orcasound"},
+            },
+            "grafanaDashboard": {
+                "enabled": True,
+                "sidecarLabel": "grafana_dashboard",
+                "sidecarLabelValue": "1",
+                "labels": {"team": "orcasound"},
+                "annotations": {"grafana_folder": "Hydrophones"},
+                "namespace": "prometheus",
+            },
         },
         networkPolicy={
             "enabled": True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -28,7 +29,7 @@ from tests.ship.conftest import (
 OLDEST_SUPPORTED, NEWEST_SHIPPED = "1.30.0", kubernetes_validate.latest_version()
 # Custom resources: kubernetes-validate has no schema for them. Hydrophones are checked against our CRD,
 # the Prometheus Operator monitors against its published models and the objects they must select.
-CUSTOM_KINDS = {"Hydrophone", "ServiceMonitor", "PodMonitor"}
+CUSTOM_KINDS = {"Hydrophone", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
 VALUE_SETS = {"default": dict, "full": full_values}
 
 
@@ -42,9 +43,9 @@ def test_lint_strict_finds_nothing(values: str) -> None:
 @pytest.mark.parametrize("version", [OLDEST_SUPPORTED, NEWEST_SHIPPED])
 @pytest.mark.parametrize("values", VALUE_SETS)
 def test_every_manifest_passes_strict_kubernetes_validation(
-    render: Render, values: str, version: str
+    chart: helm.Chart, render: Render, values: str, version: str
 ) -> None:
-    objects = render(VALUE_SETS[values]())
+    objects = render(VALUE_SETS[values]()) + chart_crds(chart)
     checked = [obj for obj in objects if obj["kind"] not in CUSTOM_KINDS]
     for obj in checked:
         kubernetes_validate.validate(obj, version, strict=True)
@@ -65,7 +66,6 @@ def test_default_values_install_only_the_operator(render: Render) -> None:
         "ClusterRole",
         "ClusterRole",  # the site role, bound only inside the site namespaces
         "ClusterRoleBinding",
-        "CustomResourceDefinition",
         "Deployment",
         "Pod",
         "Role",  # reading the credentials Secrets
@@ -89,7 +89,8 @@ def test_full_values_add_sites_monitors_and_network_policy(render: Render, hydro
     thresholds = {name: hp["spec"]["detection"]["globalThreshold"] for name, hp in hydrophones.items()}
     assert thresholds.pop("bush-point") == 0.90 and thresholds.pop("north-sjc") == 0.95
     assert set(thresholds.values()) == {0.6}
-    assert {"PodMonitor", "ServiceMonitor", "NetworkPolicy"} <= {obj["kind"] for obj in objects}
+    kinds = {obj["kind"] for obj in objects}
+    assert {"PodMonitor", "ServiceMonitor", "PrometheusRule", "ConfigMap", "NetworkPolicy"} <= kinds
 
 
 def test_operator_deployment_is_single_restricted_and_probed(render: Render) -> None:
@@ -134,18 +135,39 @@ def test_helm_test_pod_is_a_hook_no_selector_adopts(render: Render) -> None:
     assert f"{RELEASE}.{NAMESPACE}.svc:8080/healthz" in pod["spec"]["containers"][0]["args"][0]
 
 
-def test_chart_crd_is_the_repository_crd_kept_on_uninstall(render: Render, crd: dict[str, Any]) -> None:
-    rendered = one(render(), "CustomResourceDefinition")
-    annotations = rendered["metadata"].pop("annotations")
-    assert annotations == {"helm.sh/resource-policy": "keep"}
-    assert rendered == crd
+def chart_crds(chart: helm.Chart) -> list[dict[str, Any]]:
+    return [yaml.safe_load(crd["data"]) for crd in chart.crds]
+
+
+def test_chart_ships_the_repository_crd_in_crds(
+    chart: helm.Chart, render: Render, crd: dict[str, Any]
+) -> None:
+    """In crds/, Helm creates the CRD before it maps the templates' Hydrophones (a template CRD cannot be
+    served in time for the first install), and `helm uninstall` never deletes it."""
+    (shipped,) = chart.crds
+    assert shipped["name"] == "crds/hydrophones.orcasound.net.yaml"
+    assert shipped["data"].encode() == CRD_FILE.read_bytes()
+    assert yaml.safe_load(shipped["data"]) == crd
+    assert by_kind(render(full_values()), "CustomResourceDefinition") == []  # not a template too
     sync = load_script(CHART_DIR.parent / "sync_chart.py")
     assert sync.CRD_COPY.read_bytes() == CRD_FILE.read_bytes()
     assert sync.stale_files() == [], "run `python charts/sync_chart.py`"
 
 
-def test_crd_can_be_left_out(render: Render) -> None:
-    assert by_kind(render({"crds": {"install": False}}), "CustomResourceDefinition") == []
+def test_sync_check_reports_a_stale_crd_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sync = load_script(CHART_DIR.parent / "sync_chart.py")
+    copy = tmp_path / "crds" / "hydrophones.orcasound.net.yaml"
+    copy.parent.mkdir()
+    copy.write_text(CRD_FILE.read_text(encoding="utf-8") + "# edited by hand\n", encoding="utf-8")
+    monkeypatch.setattr(sync, "REPO", tmp_path)
+    monkeypatch.setattr(sync, "CRD_COPY", copy)
+    assert sync.main(["--check"]) == 1
+    assert (
+        "stale: crds/hydrophones.orcasound.net.yaml (run `python charts/sync_chart.py`)"
+        in capsys.readouterr().err
+    )
 
 
 def test_notes_list_the_sites(chart: helm.Chart) -> None:
@@ -218,7 +240,7 @@ def test_orcasound_values_declare_the_example_sites(render: Render) -> None:
     assert from_chart == examples
 
 
-@pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor"])
+@pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor", "PrometheusRule"])
 def test_monitors_match_the_prometheus_operator_schema(render: Render, kind: str) -> None:
     """Checked with the Prometheus Operator's published models: types and patterns by validation, unknown
     fields by the round trip (the models drop what they do not know)."""

@@ -133,14 +133,16 @@ def test_a_bucket_that_cannot_be_listed_is_a_clear_error(moto_endpoint: str) -> 
         list(reader.events())
 
 
-def test_a_folder_without_a_playlist_is_skipped_with_a_warning(
+def test_a_folder_without_a_playlist_still_reads_its_segments_and_says_why(
     bucket_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     endpoint, bucket = bucket_url.rsplit("/", 1)
     s3_client(endpoint).put_object(Bucket=bucket, Key=f"{STREAM}/hls/{EPOCH}/live000.ts", Body=b"orphan")
     events = read(bucket_url, EPOCH, EPOCH + 60)
-    assert [e.reason for e in events if isinstance(e, Gap)] == ["no-audio"]
-    assert f"folder {EPOCH} has no readable playlist" in caplog.text
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert [g.reason for g in gaps] == ["stream-restart", "segment-corrupt", "no-audio"]
+    assert gaps[1].start == utc_at(EPOCH + 2.0) and "live000.ts" in gaps[1].detail
+    assert f"folder {EPOCH} has no readable playlist (hls/{EPOCH}/live.m3u8 answers HTTP 404)" in caplog.text
 
 
 def test_an_empty_range_is_refused() -> None:

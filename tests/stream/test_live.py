@@ -135,3 +135,35 @@ def test_a_start_inside_a_segment_begins_at_the_next_whole_one_with_the_callers_
     assert head.start == utc_at(EPOCH + 30) and head.end == first.ref.start
     assert same_time(first.ref.start, third.start)
     assert [e.ref.sequence for e in events[1:]] == [3, 4]
+
+
+def test_a_first_start_takes_the_segment_holding_the_start_instant_whole(bucket_url: str) -> None:
+    """Upstream's reader does; skipping it reported its part after start_at as worker-down (8.8 s)."""
+    node = make_node(bucket_url)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 60)
+    time = VirtualTime(node, EPOCH + 60, until=EPOCH + 65)
+    reader = live_reader(bucket_url, time, start_at=utc_at(EPOCH + 30), whole_start_segment=True)
+    events = run_reader(reader, time)
+    assert all(isinstance(e, Segment) for e in events)
+    assert [e.ref.sequence for e in events] == [2, 3, 4]  # segment 2 holds 22.0-32.0 s
+    assert same_time(events[0].ref.start, node.truth().segments[2].ref.start)
+
+
+def test_with_program_date_time_a_segment_waits_for_the_next_ones_timestamp(bucket_url: str) -> None:
+    """Its end is cut at the next PROGRAM-DATE-TIME, so it is delivered once that is listed."""
+    node = make_node(bucket_url, program_date_time=True)
+    node.start_folder(EPOCH)
+    node.advance_to(EPOCH + 45)  # segments 0-3 listed
+    time = VirtualTime(node, EPOCH + 45, until=EPOCH + 80)
+    delivered_at: dict[int, float] = {}
+    reader = live_reader(bucket_url, time)
+    for event in reader.events():
+        if isinstance(event, Segment):
+            delivered_at[event.ref.sequence] = time.now
+    truth = node.truth().segments
+    for sequence, when in delivered_at.items():
+        follower = truth[sequence + 1]
+        assert follower.listed_at <= when, f"segment {sequence} went out before its follower was listed"
+    assert sorted(delivered_at) == list(range(len(delivered_at)))
+    assert max(delivered_at) == max(s.sequence for s in truth if s.listed_at <= time.now) - 1

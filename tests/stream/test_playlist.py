@@ -79,12 +79,34 @@ def test_sliding_window_seen_first_time_estimates_from_sequence() -> None:
     ("text", "message"),
     [
         ("<html>NoSuchKey</html>", "#EXTM3U"),
-        ("#EXTM3U\n#EXTINF:0,\nlive000.ts\n", "no positive #EXTINF"),
     ],
 )
 def test_bad_playlists_are_rejected_with_the_reason(text: str, message: str) -> None:
     with pytest.raises(PlaylistError, match=message):
         parse_playlist(text, FOLDER)
+
+
+@pytest.mark.parametrize("bad", ["0", "-3.5", "nan"])
+def test_one_non_positive_extinf_costs_nothing_but_its_estimate(bad: str) -> None:
+    """It used to reject the whole folder (240 s of good audio reported as no-audio)."""
+    text = full_playlist([10.0, 10.0, 10.0, 10.0]).replace(
+        "#EXTINF:10.000000,\nlive001", f"#EXTINF:{bad},\nlive001"
+    )
+    refs = parse_playlist(text, FOLDER).segments
+    assert [r.uri for r in refs] == ["live000.ts", "live001.ts", "live002.ts", "live003.ts"]
+    assert refs[1].duration == pytest.approx(10.0)  # the other segments' mean, until decoded
+    assert refs[3].start == datetime.fromtimestamp(FOLDER + 32.0, UTC)
+    assert not any(r.pinned for r in refs)
+
+
+def test_only_a_segment_with_its_own_program_date_time_is_pinned() -> None:
+    pdt = datetime(2027, 1, 15, 8, 30, 0, tzinfo=UTC)
+    text = sliding(40, 3, pdt).replace("-0800", "+0000")
+    lines = text.splitlines()
+    del lines[lines.index(next(x for x in lines if "PROGRAM-DATE-TIME" in x and "08:30:10" in x))]
+    refs = parse_playlist("\n".join(lines) + "\n", FOLDER).segments
+    assert [r.pinned for r in refs] == [True, False, True]
+    assert refs[1].start == pdt + timedelta(seconds=10)  # carried forward by EXTINF
 
 
 def test_latest_txt_and_urls() -> None:

@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "run": "hydrophone_worker.service.cli:run",
     "backfill": "hydrophone_worker.service.cli:backfill",
     "model": "hydrophone_worker.detector.model_cli:model",
+    "podcast": "hydrophone_worker.podcast.cli:podcast",
     "simulate": "hydrophone_worker.sim.cli:simulate",
 }
 

@@ -23,6 +23,7 @@ import yaml
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -39,6 +40,11 @@ SECRET_ENV_VARS = (
     "INFERENCESYSTEM_APPINSIGHTS_CONNECTION_STRING",
 )
 _PACIFIC = ZoneInfo("America/Los_Angeles")
+# A worker config is a few kB; anything this big is a mistake (and would be echoed into error lines).
+MAX_CONFIG_BYTES = 1_000_000
+MAX_QUOTED_CHARS = 60
+EXAMPLE = "examples/worker-config.yaml"
+FIX = " — fix: "
 
 
 class ConfigError(ValueError):
@@ -47,7 +53,12 @@ class ConfigError(ValueError):
     def __init__(self, source: str, problems: list[str]):
         self.source = source
         self.problems = problems
-        super().__init__(f"invalid configuration in {source}:\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:  # one problem, one line
+            super().__init__(f"invalid configuration in {source}: {problems[0]}")
+        else:
+            super().__init__(
+                f"invalid configuration in {source}:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
 
 
 class Site(BaseModel):
@@ -78,9 +89,19 @@ class _Section(BaseModel):
     )
 
 
-Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeSeconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Probability = Annotated[float, Field(ge=0, le=1)]
+def _not_a_bool(value: Any) -> Any:
+    # pydantic's lax mode reads true as 1 and false as 0: `globalThreshold: true` must not mean 1.0.
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number{FIX}give a number here, not true/false")
+    return value
+
+
+NoBool = BeforeValidator(_not_a_bool)
+DAY_S = 86_400.0
+Seconds = Annotated[float, NoBool, Field(gt=0, le=30 * DAY_S, allow_inf_nan=False)]
+NonNegativeSeconds = Annotated[float, NoBool, Field(ge=0, le=30 * DAY_S, allow_inf_nan=False)]
+Probability = Annotated[float, NoBool, Field(ge=0, le=1, allow_inf_nan=False)]
+Count = Annotated[int, NoBool, Field(ge=1, le=1_000_000)]
 
 
 class StreamConfig(_Section):
@@ -89,7 +110,7 @@ class StreamConfig(_Section):
     mode: Literal["live", "range"] = "live"
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
-    delay_seconds: NonNegativeSeconds = 60.0
+    delay_seconds: Annotated[float, NoBool, Field(ge=0, le=DAY_S, allow_inf_nan=False)] = 60.0
     max_backfill_seconds: NonNegativeSeconds = 3600.0
     max_lag_seconds: Seconds = 1800.0
     lag_policy: Literal["jump", "report"] = "jump"
@@ -98,27 +119,31 @@ class StreamConfig(_Section):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http(s) URL of the bucket, e.g. " + DEFAULT_BASE_URL)
+            raise ValueError(f"must be an http(s) URL{FIX}give the bucket URL, e.g. {DEFAULT_BASE_URL}")
         return value.rstrip("/")
 
     @model_validator(mode="after")
     def _range_fields(self) -> Self:
         if self.mode == "range":
             if self.start is None or self.end is None:
-                raise ValueError("mode 'range' needs both start and end (ISO-8601 with a timezone)")
+                raise ValueError(
+                    f"mode 'range' needs both start and end{FIX}add them as ISO-8601 with a timezone, "
+                    "e.g. 2026-11-29T10:00:00Z"
+                )
             if self.end <= self.start:
                 raise ValueError(
                     f"end ({self.end.isoformat()}) must be after start ({self.start.isoformat()})"
+                    f"{FIX}swap them or correct one"
                 )
         elif self.start is not None or self.end is not None:
-            raise ValueError("start/end apply only to mode 'range'; remove them or set mode: range")
+            raise ValueError(f"start/end apply only to mode 'range'{FIX}remove them or set mode: range")
         return self
 
 
 class ModelSection(_Section):
     # A model directory (config.yaml + model.safetensors); the worker image bakes its model here.
     dir: Path = Path("/opt/hydrophone/model")
-    threads: Annotated[int, Field(ge=1, le=256)] | None = None  # None = from the CPU quota
+    threads: Annotated[int, NoBool, Field(ge=1, le=256)] | None = None  # None = from the CPU quota
     precision: Literal["fp32", "bf16"] = "fp32"
     # torch.compile at start-up: tens of seconds once and a C++ compiler, then ~25% less CPU per window.
     compile: bool = False
@@ -140,22 +165,32 @@ class DetectionConfig(_Section):
     aggregation: Aggregation | None = None
     local_threshold: Probability | None = None
     global_threshold: Probability | None = None  # clip confidence threshold (mean_top_k, mean_thresholded)
-    min_positive_windows: Annotated[int, Field(ge=1)] | None = None  # positive_count's global threshold
-    top_k: Annotated[int, Field(ge=1)] | None = None
-    window_seconds: Seconds | None = None
-    hop_seconds: Seconds | None = None
-    clip_seconds: Seconds = 60.0
+    min_positive_windows: Count | None = None  # positive_count's global threshold
+    top_k: Count | None = None
+    window_seconds: Annotated[float, NoBool, Field(gt=0, le=600, allow_inf_nan=False)] | None = None
+    hop_seconds: Annotated[float, NoBool, Field(gt=0, le=600, allow_inf_nan=False)] | None = None
+    # At least one 3 s window; at most an hour of audio in memory per clip.
+    clip_seconds: Annotated[float, NoBool, Field(ge=1.0, le=3600.0, allow_inf_nan=False)] = 60.0
 
     @field_validator("aggregation", mode="before")
     @classmethod
     def _camel_rule(cls, value: Any) -> Any:
         return _AGGREGATION_ALIASES.get(value, value) if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _window_fits_clip(self) -> Self:
+        if self.window_seconds is not None and self.window_seconds > self.clip_seconds:
+            raise ValueError(
+                f"windowSeconds {self.window_seconds:g} is longer than clipSeconds {self.clip_seconds:g}: "
+                f"no window would fit in a clip{FIX}make windowSeconds at most clipSeconds"
+            )
+        return self
+
 
 class LocationConfig(_Section):
     name: str | None = None  # None = the known site's name, else the stream id
-    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
-    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    latitude: Annotated[float, NoBool, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
+    longitude: Annotated[float, NoBool, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
 
 
 class LocalSinkConfig(_Section):
@@ -176,7 +211,7 @@ class AzureSinkConfig(_Section):
     def _endpoints(self) -> Self:
         if self.auth == "azure-ad" and not self.blob_account_url:
             raise ValueError(
-                "auth 'azure-ad' needs blobAccountUrl, e.g. https://ACCOUNT.blob.core.windows.net"
+                f"auth 'azure-ad' needs blobAccountUrl{FIX}add it, e.g. https://ACCOUNT.blob.core.windows.net"
             )
         return self
 
@@ -196,14 +231,15 @@ class PublishConfig(_Section):
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
-            raise ValueError("each sink may appear once")
+            raise ValueError(f"each sink may appear once{FIX}remove the repeated entry")
         return value
 
     @model_validator(mode="after")
     def _azure_needs_cosmos(self) -> Self:
         if self.enabled and "azure" in self.sinks and not self.azure.cosmos_endpoint:
             raise ValueError(
-                "the azure sink needs azure.cosmosEndpoint, e.g. https://ACCOUNT.documents.azure.com:443/"
+                f"the azure sink needs azure.cosmosEndpoint{FIX}add it, e.g. "
+                "https://ACCOUNT.documents.azure.com:443/"
             )
         return self
 
@@ -214,7 +250,7 @@ class StateConfig(_Section):
 
 class ServerConfig(_Section):
     host: str = "0.0.0.0"  # all interfaces, for the container's probes; use 127.0.0.1 on a laptop
-    port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0 = any free port
+    port: Annotated[int, NoBool, Field(ge=0, le=65535)] = 8080  # 0 = any free port
 
 
 class WorkerConfig(_Section):
@@ -240,7 +276,7 @@ class WorkerConfig(_Section):
             # Every detection record carries the hydrophone's position (UPSTREAM §4).
             raise ValueError(
                 f"location.latitude/longitude are required to publish detections of stream "
-                f"'{self.stream.stream_id}' (not a known Orcasound site); add them under location "
+                f"'{self.stream.stream_id}' (not a known Orcasound site){FIX}add them under location "
                 "or set publish.enabled: false"
             )
         return self
@@ -291,55 +327,135 @@ def _unknown_key_fix(loc: tuple[Any, ...]) -> str:
 
 def _did_you_mean(key: str, allowed: list[str] | frozenset[str]) -> str:
     """A spelling fix (`mdoe` -> mode) or the key it abbreviates (`delay` -> delaySeconds)."""
+    if len(key) > MAX_QUOTED_CHARS:
+        return ""  # no key is that long; comparing would only cost time
     close = difflib.get_close_matches(key, allowed, n=1) or sorted(
         a for a in allowed if a.lower().startswith(key.lower())
     )
     return f"did you mean '{close[0]}'? " if close else ""
 
 
+def quote(value: Any) -> str:
+    """repr(value), shortened: an error line must stay one readable line whatever was given."""
+    text = repr(value)
+    if len(text) <= MAX_QUOTED_CHARS:
+        return text
+    return f"{text[: MAX_QUOTED_CHARS - 1]}… ({len(text)} characters)"
+
+
+def _short_key(key: Any) -> str:
+    text = str(key)
+    return text if len(text) <= MAX_QUOTED_CHARS else quote(text)
+
+
+def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
+    """The fix for a pydantic error type (constraint errors say the allowed range)."""
+    if kind in _FIX_BY_TYPE:
+        return _FIX_BY_TYPE[kind]
+    bounds = {
+        "greater_than": "use a number greater than {gt}",
+        "greater_than_equal": "use {ge} or more",
+        "less_than": "use a number less than {lt}",
+        "less_than_equal": "use {le} or less",
+        "too_short": "give at least {min_length} item(s)",
+        "too_long": "give at most {max_length} item(s)",
+        "literal_error": "use one of: {expected}",
+    }
+    if kind in bounds:
+        return bounds[kind].format(
+            **{k: ctx.get(k, "?") for k in ("gt", "ge", "lt", "le", "min_length", "max_length", "expected")}
+        )
+    if kind.startswith("float") or kind == "finite_number":
+        return "give a finite number, e.g. 0.6"
+    if kind.startswith("int"):
+        return "give a whole number, e.g. 2"
+    if kind.startswith("bool"):
+        return "give true or false"
+    if kind.startswith(("string", "str")):
+        return "give text (quote it in YAML)"
+    if kind.startswith("list"):
+        return "give a list, e.g. [local]"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "give a mapping of keys (an indented block)"
+    if kind.startswith("path"):
+        return "give a file system path"
+    return f"correct it (every key and its allowed values are in {EXAMPLE})"
+
+
 def _problem_line(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
-    path = ".".join(str(p) for p in loc) or "(top level)"
+    path = ".".join(_short_key(p) for p in loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{path}: unknown key — fix: {_unknown_key_fix(loc)}"
+        return f"{path}: unknown key{FIX}{_unknown_key_fix(loc)}"
     message = error["msg"].removeprefix("Value error, ")
-    fix = _FIX_BY_TYPE.get(kind)
-    got = "" if kind == "missing" else f" (got {error.get('input')!r})"
-    if isinstance(error.get("input"), dict):
-        got = ""
-    return f"{path}: {message}{got}" + (f" — fix: {fix}" if fix else "")
+    got = (
+        ""
+        if kind == "missing" or isinstance(error.get("input"), dict)
+        else f" (got {quote(error.get('input'))})"
+    )
+    if FIX in message:  # our validators say the fix themselves
+        problem, fix = message.split(FIX, 1)
+        return f"{path}: {problem}{got}{FIX}{fix}"
+    return f"{path}: {message}{got}{FIX}{_fix_for(kind, error.get('ctx') or {})}"
 
 
 def parse_config(data: Any, source: str = "<config>") -> WorkerConfig:
     """Validate a parsed mapping (our shape or upstream's flat shape) into a `WorkerConfig`."""
     if not isinstance(data, dict):
-        raise ConfigError(source, [f"(top level): expected a mapping of sections, got {type(data).__name__}"])
-    if looks_like_upstream(data):
-        data = translate_upstream(data, source)
+        raise ConfigError(
+            source,
+            [
+                f"(top level): expected a mapping of sections, got {type(data).__name__}{FIX}"
+                f"start from {EXAMPLE} (stream:, model:, ... at the top level)"
+            ],
+        )
     try:
+        if looks_like_upstream(data):
+            data = translate_upstream(data, source)
         return WorkerConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [_problem_line(e) for e in exc.errors()]) from None
+    except RecursionError:
+        raise ConfigError(source, [_TOO_DEEP]) from None
+
+
+_TOO_DEEP = f"(top level): nested too deeply to be a worker config{FIX}use the sections of {EXAMPLE}"
 
 
 def _load_yaml(text: str, source: str) -> Any:
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            source,
+            [f"(top level): {len(text)} characters; a worker config is a few kB{FIX}give the right file"],
+        )
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"YAML syntax error{where}: {problem} — fix: correct the YAML"]) from None
+        raise ConfigError(source, [f"YAML syntax error{where}: {problem}{FIX}correct the YAML"]) from None
+    except RecursionError:
+        raise ConfigError(source, [_TOO_DEEP]) from None
 
 
 def load_config(path: str | Path) -> WorkerConfig:
     """Read and validate a config file (ours or upstream's flat config.yml)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+        problem = f"cannot read the file: {exc.strerror or exc}{FIX}give the path of a readable YAML file"
+        raise ConfigError(str(path), [problem]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = (
+            f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}){FIX}save the file as UTF-8"
+        )
+        raise ConfigError(str(path), [problem]) from None
     return parse_config(_load_yaml(text, str(path)), str(path))
 
 
@@ -374,7 +490,8 @@ def _pacific_time(value: Any, key: str, problems: list[str]) -> str | None:
         local = datetime.strptime(str(value).strip(), "%Y-%m-%d %H:%M")
     except ValueError:
         problems.append(
-            f"{key}: expected 'YYYY-MM-DD HH:MM' in US/Pacific (got {value!r}) — fix: e.g. '2020-09-10 14:00'"
+            f"{key}: expected 'YYYY-MM-DD HH:MM' in US/Pacific (got {quote(value)})"
+            f"{FIX}e.g. '2020-09-10 14:00'"
         )
         return None
     return local.replace(tzinfo=_PACIFIC).isoformat()
@@ -382,7 +499,7 @@ def _pacific_time(value: Any, key: str, problems: list[str]) -> str | None:
 
 def _unknown_upstream_key(key: str) -> str:
     hint, allowed = _did_you_mean(key, UPSTREAM_KEYS), ", ".join(sorted(UPSTREAM_KEYS))
-    return f"{key}: unknown upstream key — fix: {hint}remove it or use one of: {allowed}"
+    return f"{_short_key(key)}: unknown upstream key{FIX}{hint}remove it or use one of: {allowed}"
 
 
 def translate_upstream(data: dict[str, Any], source: str = "<config>") -> dict[str, Any]:
@@ -395,7 +512,7 @@ def translate_upstream(data: dict[str, Any], source: str = "<config>") -> dict[s
     if "hls_hydrophone_id" in data:
         stream["streamId"] = data["hls_hydrophone_id"]
     else:
-        problems.append("hls_hydrophone_id: missing — fix: add the stream id, e.g. rpi_orcasound_lab")
+        problems.append(f"hls_hydrophone_id: missing{FIX}add the stream id, e.g. rpi_orcasound_lab")
     kind = data.get("hls_stream_type", "LiveHLS")
     if kind == "LiveHLS":
         stream["mode"] = "live"
@@ -404,20 +521,35 @@ def translate_upstream(data: dict[str, Any], source: str = "<config>") -> dict[s
         for key, ours in (("hls_start_time_pst", "start"), ("hls_end_time_pst", "end")):
             if key not in data:
                 problems.append(
-                    f"{key}: required when hls_stream_type is DateRangeHLS — fix: add "
+                    f"{key}: required when hls_stream_type is DateRangeHLS{FIX}add "
                     "'YYYY-MM-DD HH:MM' (US/Pacific)"
                 )
             elif (when := _pacific_time(data[key], key, problems)) is not None:
                 stream[ours] = when
     else:
-        problems.append(f"hls_stream_type: expected LiveHLS or DateRangeHLS (got {kind!r})")
-    if "model_local_threshold" in data:
+        problems.append(
+            f"hls_stream_type: expected LiveHLS or DateRangeHLS (got {quote(kind)}){FIX}use one of those two"
+        )
+    if isinstance(data.get("model_local_threshold"), bool):
+        problems.append(f"model_local_threshold: not a number{FIX}give a probability, e.g. 0.5")
+    elif "model_local_threshold" in data:
         detection["localThreshold"] = data["model_local_threshold"]
     if "model_global_threshold" in data:
         threshold = data["model_global_threshold"]
         # The 2020 FastAI rule counts positive seconds (threshold 3); the 2026 rule compares a confidence.
-        counts = isinstance(threshold, int | float) and threshold >= 1
-        if counts and math.isclose(threshold, round(threshold)):
+        number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+        counts = number and math.isfinite(threshold) and threshold >= 1
+        if isinstance(threshold, bool):
+            problems.append(
+                f"model_global_threshold: {str(threshold).lower()} is not a number{FIX}give a confidence "
+                "(e.g. 0.6) or a count of positive seconds (e.g. 3)"
+            )
+        elif number and not math.isfinite(threshold):
+            problems.append(
+                f"model_global_threshold: {threshold} is not a finite number{FIX}give a confidence "
+                "(e.g. 0.6) or a count of positive seconds (e.g. 3)"
+            )
+        elif counts and math.isclose(threshold, round(threshold)):
             detection["aggregation"] = "positive_count"
             detection["minPositiveWindows"] = round(threshold)
         else:
@@ -427,7 +559,9 @@ def translate_upstream(data: dict[str, Any], source: str = "<config>") -> dict[s
     if "upload_to_azure" in data:
         upload = data["upload_to_azure"]
         if not isinstance(upload, bool):
-            problems.append(f"upload_to_azure: expected true or false (got {upload!r})")
+            problems.append(
+                f"upload_to_azure: expected true or false (got {quote(upload)}){FIX}give true or false"
+            )
         elif upload:
             publish.update(sinks=["azure"], azure={"cosmosEndpoint": UPSTREAM_COSMOS_ENDPOINT})
         else:

@@ -23,6 +23,7 @@ GapReason = Literal[
     "worker-down",  # the worker was stopped for longer than maxBackfill
     "lag-skip",  # the worker fell more than maxLag behind and jumped ahead
     "no-audio",  # a requested historical range holds no audio here
+    "playlist-missing",  # a folder without a readable playlist and without listable segments
 ]
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -50,7 +51,8 @@ class SegmentRef:
     uri: str  # relative URI as listed in the playlist, e.g. "live042.ts"
     sequence: int  # media sequence number within the folder
     start: datetime
-    duration: float  # seconds, from #EXTINF
+    duration: float  # seconds: #EXTINF until decoded, then the decoded samples / rate
+    pinned: bool = False  # `start` is the segment's own #EXT-X-PROGRAM-DATE-TIME, not an estimate
 
     @property
     def end(self) -> datetime:
@@ -122,6 +124,9 @@ class ClipScore:
     positive: bool  # the clip decision
     processing_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    # The rule's thresholds, for reviewers (the score curve draws them); None when the scorer did not say.
+    local_threshold: float | None = None
+    global_threshold: float | None = None  # a count of positive seconds for positive_count
 
     @property
     def positive_segments(self) -> tuple[ScoredSegment, ...]:

@@ -1,5 +1,5 @@
 {{/*
-Least privilege, in three parts (tests/ship/test_rbac.py checks each on a real API server):
+Least privilege, in four parts (tests/ship/test_rbac.py checks each on a real API server):
 - cluster-wide ("rules"): only what must be cluster-wide: Hydrophones, CRD discovery, creating the site
   namespaces, and binding the site role there;
 - the release namespace ("ownRules", a Role): reading the credentials Secrets it copies;

@@ -46,7 +46,12 @@ def _env(hp: Hydrophone, settings: OperatorSettings) -> list[dict[str, str]]:
     # The root filesystem is read-only: caches (matplotlib, torch) must go to the scratch volume.
     env += [{"name": "HOME", "value": "/tmp"}, {"name": "MPLCONFIGDIR", "value": "/tmp/matplotlib"}]
     ours = {item["name"] for item in env}
-    env += [{"name": e.name, "value": e.value} for e in hp.spec.worker.env if e.name not in ours]
+    # The server drops an empty `value`: leave it out too, so what we apply is what it stores.
+    env += [
+        {"name": e.name, **({"value": e.value} if e.value else {})}
+        for e in hp.spec.worker.env
+        if e.name not in ours
+    ]
     return env
 
 

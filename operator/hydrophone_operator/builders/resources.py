@@ -5,21 +5,24 @@ from __future__ import annotations
 import math
 import re
 
+from hydrophone_operator.quantity import canonical_quantity
 from hydrophone_operator.resource import Hydrophone, dumped
 from hydrophone_operator.settings import OperatorSettings
 
-# The quantity syntax the CRD admits (a subset of Kubernetes' own): what it admits, this must read.
-_CPU = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_FACTOR = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-_FACTOR |= {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
+# Every quantity the CRD admits, in the canonical spelling worker_resources gives it (which may use n, u,
+# P, E): what the API server takes as a CPU quantity, this must read.
+_CPU = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>[numkMGTPE]|[KMGTPE]i)?$")
+_FACTOR = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_FACTOR |= {f"{unit}i": 2.0 ** (10 * (i + 1)) for i, unit in enumerate("KMGTPE")}
 MAX_THREADS = 256  # the worker's own bound on model.threads
 
 
 def worker_resources(hp: Hydrophone, settings: OperatorSettings) -> dict[str, dict[str, str]]:
+    """Quantities in the server's canonical spelling (`1.5` -> `1500m`): applied as stored, so no rewrite."""
     defaults = settings.default_worker_resources
     spec = dumped(hp.spec.worker.resources) or {}
     return {
-        kind: {key: str(value) for key, value in {**base, **(spec.get(kind) or {})}.items()}
+        kind: {key: canonical_quantity(value) for key, value in {**base, **(spec.get(kind) or {})}.items()}
         for kind, base in (("requests", defaults.requests), ("limits", defaults.limits))
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.aggregation import AGGREGATIONS
-from hydrophone_worker.detector.cpu import configure_torch_threads
-from hydrophone_worker.detector.fast import PRECISIONS, check_precision
+from hydrophone_worker.detector.backend import (
+    BACKEND_CHOICES,
+    BACKEND_ENV,
+    onnxruntime_installed,
+    resolve_backend,
+)
+from hydrophone_worker.detector.cpu import configure_torch_threads, read_cpu_flags
+from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS, check_precision
+from hydrophone_worker.detector.longfile import score_file
 from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
@@ -68,15 +76,24 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
     type=click.Choice(PRECISIONS),
     default="fp32",
     show_default=True,
-    help="bf16 is ~2x faster, only on CPUs with avx512_bf16/amx_bf16; scores differ by <= 0.02.",
+    help=BF16_HELP,
 )
-@click.option("--threads", type=int, help="torch threads [all CPUs the cgroup quota/affinity allows].")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="torch threads, 1 or more [all CPUs the cgroup quota/affinity allows].",
+)
 @click.option(
     "--compile/--no-compile",
     "compiled",
     default=False,
     show_default=True,
     help="Compile the network first (needs a C++ compiler, tens of seconds once): ~25% faster windows.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKEND_CHOICES),
+    help=f"Engine: auto = onnxruntime for fp32 on AVX2/AVX-512 CPUs, else torch [{BACKEND_ENV} or auto].",
 )
 def detect(
     model_dir: Path,
@@ -92,6 +109,7 @@ def detect(
     precision: str,
     threads: int | None,
     compiled: bool,
+    backend: str | None,
 ) -> None:
     """Find killer whale calls in audio FILES (wav, flac, mp3, MPEG-TS/AAC: anything PyAV decodes).
 
@@ -108,6 +126,12 @@ def detect(
         checked_precision = check_precision(precision)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--precision") from None
+    try:
+        checked_backend = resolve_backend(
+            backend, read_cpu_flags(), checked_precision, compiled, onnxruntime_installed(), os.environ
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--backend") from None
     overrides = {
         "window_s": window_s,
         "hop_s": hop_s,
@@ -129,23 +153,26 @@ def detect(
         model_id=loaded.config.model.name,
         precision=checked_precision,
         compiled=compiled,
+        backend=checked_backend,
     )
     del loaded  # the detector runs its own folded copy: free the original's ~100 MB of weights
 
-    out, err = Console(soft_wrap=True), Console(stderr=True)
+    # soft_wrap: a piped stderr must not break error lines at 80 columns.
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if as_tsv:
         click.echo(TSV_HEADER)
     unreadable = 0
     for path in _progress(files, err):
         try:
-            audio, rate = frontend.decode(path)
+            # Streamed: memory stays bounded however long the file is.
+            scored = score_file(detector, path)
         except frontend.AudioDecodeError as exc:
             unreadable += 1
             err.print(f"[red]error:[/] {exc}", highlight=False)
             if as_json:
                 click.echo(error_json(str(path), exc.reason))
             continue
-        result = FileResult(str(path), audio.shape[-1] / rate, detector.score_audio(audio, rate))
+        result = FileResult(str(path), scored.duration_s, scored.score)
         if as_json:
             click.echo(to_json(result))
         elif as_tsv:

@@ -81,10 +81,22 @@ def configure_torch_threads(requested: int | None = None) -> int:
     return threads
 
 
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags /proc/cpuinfo lists (x86 `flags` lines)."""
+    lines = (line for line in cpuinfo.splitlines() if line.startswith("flags"))
+    return frozenset(flag for line in lines for flag in line.split())
+
+
+def read_cpu_flags() -> frozenset[str]:
+    try:
+        return cpu_flags(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return frozenset()
+
+
 def supports_bf16(cpuinfo: str) -> bool:
     """True when /proc/cpuinfo lists a bfloat16 dot-product extension (AVX512-BF16 or AMX-BF16)."""
-    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool(cpu_flags(cpuinfo) & {"avx512_bf16", "amx_bf16"})
 
 
 def cpu_supports_bf16() -> bool:

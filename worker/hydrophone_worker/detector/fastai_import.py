@@ -13,6 +13,11 @@ own loader (zip or legacy format) driven by a restricted unpickler:
 - any other global (os.system, builtins.eval, subprocess.Popen, ...) stops the load with UnsafePickleError
   before it can be called: pickle resolves a global before it can apply it.
 The module tree of stubs is then walked for `_parameters` / `_buffers`, exactly as `state_dict()` would.
+
+Hostile files are bounded, not just refused when they call something: the file size, the items any allowed
+constructor may build (`list(range(10**12))`), the depth and size of the module tree (a "billion laughs" of
+shared memo references makes a 2^60-module tree of a few hundred bytes), and error messages describe values
+instead of repr()-ing them.
 """
 
 from __future__ import annotations
@@ -64,6 +69,12 @@ STUB_MODULES = (
 
 # Plain data constructors: calling them with any arguments only builds a value.
 _HARMLESS_BUILTINS = (bool, int, float, complex, str, list, tuple, dict, set, frozenset, slice, range)
+# The 2020 export is ~100 MB and its ResNet-50 tree is 5 modules deep with ~170 modules; these bounds are
+# far above any real export and far below what hangs a machine.
+MAX_FILE_BYTES = 1 << 30
+MAX_BUILT_ITEMS = 1_000_000
+MAX_MODULE_DEPTH = 64
+MAX_MODULES = 100_000
 
 
 def _latin1_bytes(text: str, encoding: str) -> bytes:
@@ -73,11 +84,32 @@ def _latin1_bytes(text: str, encoding: str) -> bytes:
     return text.encode("latin1")
 
 
+def _bounded(kind: Any) -> Any:
+    """`kind`, refusing to build more than MAX_BUILT_ITEMS items (a range argument is cheap to pickle)."""
+
+    @functools.wraps(kind)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        for arg in args:
+            if isinstance(arg, range | list | tuple | set | frozenset | dict) and len(arg) > MAX_BUILT_ITEMS:
+                raise UnsafePickleError(
+                    f"refused {kind.__name__}() of {len(arg)} items (at most {MAX_BUILT_ITEMS}): no export "
+                    "needs that"
+                )
+            plain = isinstance(arg, str | bytes | int | float | range | list | tuple | set | frozenset | dict)
+            if not plain and hasattr(arg, "__iter__") and kind in _CONTAINERS:
+                raise UnsafePickleError(f"refused {kind.__name__}() of a {type(arg).__name__}")
+        return kind(*args, **kwargs)
+
+    return build
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset, collections.OrderedDict, torch.Size)
+
 _REAL_GLOBALS: dict[tuple[str, str], Any] = {
     ("_codecs", "encode"): _latin1_bytes,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    **{("builtins", kind.__name__): kind for kind in _HARMLESS_BUILTINS},
-    ("torch", "Size"): torch.Size,
+    ("collections", "OrderedDict"): _bounded(collections.OrderedDict),
+    **{("builtins", kind.__name__): _bounded(kind) for kind in _HARMLESS_BUILTINS},
+    ("torch", "Size"): _bounded(torch.Size),
     ("torch", "device"): torch.device,
     ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
@@ -192,6 +224,9 @@ def _is_torchscript(path: Path) -> bool:
 def read_pickle(path: Path) -> Any:
     """Unpickle a torch.save file with the restricted unpickler: tensors are real, everything else inert."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UnsafePickleError(f"{size} bytes; a fastai v1 export is ~100 MB (at most {MAX_FILE_BYTES})")
         if _is_torchscript(path):
             raise UnsafePickleError("a TorchScript archive, not a fastai export; refused without loading it")
         with path.open("rb") as file, warnings.catch_warnings():
@@ -207,31 +242,62 @@ def read_pickle(path: Path) -> Any:
         raise UnsafePickleError(f"{path}: {exc}") from None
     except FileNotFoundError:
         raise FastaiImportError(f"{path}: no such file") from None
+    except RecursionError:
+        raise UnsafePickleError(f"{path}: nested too deeply to be a fastai export") from None
+    except MemoryError:
+        raise UnsafePickleError(f"{path}: would need more memory than any fastai export") from None
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, TypeError) as exc:
         raise FastaiImportError(f"{path}: not a readable torch.save/fastai export: {exc}") from None
+
+
+def describe(value: Any) -> str:
+    """A short description of any unpickled value; repr() of a memo 'billion laughs' would never end."""
+    if value is None or isinstance(value, bool | int | float | InertStub):
+        return repr(value)[:80]
+    if isinstance(value, str | bytes):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if isinstance(value, torch.Tensor):
+        return f"a tensor {list(value.shape)}"
+    if hasattr(value, "__len__"):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
 
 
 def _stub_module_state(module: Any, where: str) -> Mapping[str, Any]:
     state = module.stub_state if isinstance(module, InertStub) else None
     if not isinstance(state, Mapping) or "_modules" not in state:
-        raise FastaiImportError(f"{where} is {module!r}, not a pickled torch module")
+        raise FastaiImportError(f"{where} is {describe(module)}, not a pickled torch module")
     return state
 
 
-def _collect_tensors(module: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
-    """The entries `module.state_dict()` would have, read from the pickled module's attributes."""
-    state = _stub_module_state(module, prefix.rstrip(".") or "learner.model")
-    transient = set(state.get("_non_persistent_buffers_set", ()))
-    for attribute in ("_parameters", "_buffers"):
-        for name, tensor in (state.get(attribute) or {}).items():
-            if tensor is None or name in transient:
-                continue
-            if not isinstance(tensor, torch.Tensor):
-                raise FastaiImportError(f"{prefix}{name} is {tensor!r:.80}, not a tensor")
-            out[prefix + name] = tensor.detach()
-    for name, child in (state.get("_modules") or {}).items():
-        if child is not None:
-            _collect_tensors(child, f"{prefix}{name}.", out)
+def _collect_tensors(root: Any, out: dict[str, torch.Tensor]) -> None:
+    """The entries `module.state_dict()` would have, read from the pickled modules' attributes.
+
+    Iterative (a deep tree cannot overflow the stack) and bounded in depth and in modules visited.
+    """
+    pending: list[tuple[Any, str, int]] = [(root, "", 0)]
+    visited = 0
+    while pending:
+        module, prefix, depth = pending.pop()
+        visited += 1
+        if visited > MAX_MODULES:
+            raise UnsafePickleError(f"more than {MAX_MODULES} modules in the model tree: not a fastai export")
+        if depth > MAX_MODULE_DEPTH:
+            raise UnsafePickleError(
+                f"the model tree is deeper than {MAX_MODULE_DEPTH} modules at {prefix[:80]}: "
+                "not a fastai export"
+            )
+        state = _stub_module_state(module, prefix.rstrip(".") or "learner.model")
+        transient = set(state.get("_non_persistent_buffers_set", ()))
+        for attribute in ("_parameters", "_buffers"):
+            for name, tensor in (state.get(attribute) or {}).items():
+                if tensor is None or name in transient:
+                    continue
+                if not isinstance(tensor, torch.Tensor):
+                    raise FastaiImportError(f"{prefix}{name} is {describe(tensor)}, not a tensor")
+                out[prefix + name] = tensor.detach()
+        children = [(n, c) for n, c in (state.get("_modules") or {}).items() if c is not None]
+        pending.extend((child, f"{prefix}{name}.", depth + 1) for name, child in reversed(children))
 
 
 def _is_state_dict(value: Any) -> bool:
@@ -255,10 +321,10 @@ def fastai_state_dict(exported: Any) -> dict[str, torch.Tensor]:
         return dict(model)
     if model is None:
         raise FastaiImportError(
-            f"expected a fastai v1 Learner export (a dict with a 'model' entry), got {exported!r:.200}"
+            f"expected a fastai v1 Learner export (a dict with a 'model' entry), got {describe(exported)}"
         )
     tensors: dict[str, torch.Tensor] = {}
-    _collect_tensors(model, "", tensors)
+    _collect_tensors(model, tensors)
     return tensors
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,21 +22,27 @@ class FileResult:
     score: ClipScore
 
 
+def _number(value: float) -> float | None:
+    """Strict JSON has no NaN/Infinity: such a value (none is expected) is written as null."""
+    return value if math.isfinite(value) else None
+
+
 def to_json(result: FileResult) -> str:
     score = result.score
     return json.dumps(
         {
             "file": result.file,
-            "duration_s": result.duration_s,
+            "duration_s": _number(result.duration_s),
             "segments": [
-                {"start_s": s.start_s, "duration_s": s.duration_s, "confidence": s.confidence}
+                {"start_s": s.start_s, "duration_s": s.duration_s, "confidence": _number(s.confidence)}
                 for s in score.segments
             ],
             "local_predictions": [int(s.positive) for s in score.segments],
-            "global_confidence": score.global_confidence,
+            "global_confidence": _number(score.global_confidence),
             "global_prediction": int(score.positive),
             "processing_s": round(score.processing_s, 4),
-        }
+        },
+        allow_nan=False,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -12,8 +14,12 @@ from torch import nn
 
 from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.aggregation import AGGREGATIONS, Aggregation, aggregate
+from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
+from hydrophone_worker.detector.cpu import read_cpu_flags
 from hydrophone_worker.detector.fast import Precision, check_precision, fast_forward
 from hydrophone_worker.domain import Clip, ClipScore
+
+log = logging.getLogger(__name__)
 
 # A window must cover at least one STFT frame's reflect padding (n_fft / 2 samples).
 MIN_WINDOW_S = frontend.N_FFT / frontend.SAMPLE_RATE
@@ -101,14 +107,27 @@ class Detector:
         model_id: str = "",
         precision: Precision = "fp32",
         compiled: bool = False,
+        backend: str | None = None,
     ):
-        """`compiled`: compile the network now (tens of seconds, once) for ~25% faster windows afterwards."""
+        """`compiled`: compile the network now (tens of seconds, once) for ~25% faster windows afterwards.
+
+        `backend`: auto, torch or onnxruntime; None reads HYDROPHONE_DETECTOR_BACKEND (default auto: chosen
+        from the CPU's flags, see backend.py). Runs on the torch thread count configured before.
+        """
         self.params = params
         self.model_id = model_id
         self.precision = check_precision(precision)
         self.compiled = compiled
+        self.backend = resolve_backend(
+            backend, read_cpu_flags(), self.precision, compiled, onnxruntime_installed(), os.environ
+        )
+        log.info("detector backend %s, precision %s", self.backend, self.precision)
         self._forward = fast_forward(
-            network, self.precision, compile_batch=params.max_batch_size if compiled else None
+            network,
+            self.precision,
+            compile_batch=params.max_batch_size if compiled else None,
+            backend=self.backend,
+            threads=torch.get_num_threads(),
         )
 
     def window_scores(self, signal: np.ndarray) -> list[float]:
@@ -147,6 +166,8 @@ class Detector:
             global_confidence=verdict.global_confidence,
             positive=verdict.positive,
             processing_s=time.perf_counter() - began,
+            local_threshold=p.local_threshold,
+            global_threshold=p.global_threshold,
         )
 
     def score_clip(self, clip: Clip) -> ClipScore:

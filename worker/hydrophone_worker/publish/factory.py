@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hydrophone_worker.config import AzureSinkConfig, PublishConfig
@@ -72,26 +75,65 @@ def azure_sink(
             names=names,
         )
     needed_by = "publish.azure (auth connection-string)"
+    connection_string = _required(env, STORAGE_ENV, needed_by)
+    problem = connection_string_problem(connection_string)
+    if problem is not None:
+        raise PublishSetupError(
+            f"{STORAGE_ENV} is malformed: {problem} — fix: copy the storage account's connection string "
+            "(DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...;EndpointSuffix=core.windows.net, "
+            "or BlobEndpoint=...;SharedAccessSignature=...)"
+        )
     return AzureSink.from_keys(
-        storage_connection_string=_required(env, STORAGE_ENV, needed_by),
+        storage_connection_string=connection_string,
         cosmos_endpoint=config.cosmos_endpoint,
         cosmos_key=_required(env, COSMOS_KEY_ENV, needed_by),
         names=names,
     )
 
 
+def connection_string_problem(value: str) -> str | None:
+    """What is wrong with an Azure Storage connection string, in words that never quote it (a secret)."""
+    pairs = [part for part in value.strip().strip(";").split(";") if part.strip()]
+    fields: dict[str, str] = {}
+    for index, part in enumerate(pairs, start=1):
+        key, sep, item = part.partition("=")
+        if not sep or not key.strip():
+            return f"part {index} is not KEY=VALUE"
+        fields[key.strip().lower()] = item.strip()
+    if fields.get("usedevelopmentstorage", "").lower() == "true":
+        return None
+    if "sharedaccesssignature" in fields:
+        if not (fields.get("blobendpoint") or fields.get("accountname")):
+            return "a SharedAccessSignature needs BlobEndpoint or AccountName"
+        return None
+    if not fields.get("accountname"):
+        return "no AccountName"
+    key = fields.get("accountkey", "")
+    if not key:
+        return "no AccountKey (nor SharedAccessSignature)"
+    try:
+        base64.b64decode(key, validate=True)
+    except binascii.Error:
+        return "AccountKey is not base64"
+    return None
+
+
 def build_sinks(
     publish_config: PublishConfig,
     env: Mapping[str, str],
     credential: Callable[[], TokenCredential] = _default_credential,
+    *,
+    results_log: Path | None = None,
 ) -> list[Sink]:
-    """The configured sinks, in config order, then telemetry if enabled. Empty when publishing is off."""
+    """The configured sinks, in config order, then telemetry if enabled. Empty when publishing is off.
+
+    `results_log`: the worker's --results-log, which the local sink's review page summarises."""
     if not publish_config.enabled:
         return []
     sinks: list[Sink] = []
     for kind in publish_config.sinks:
         if kind == "local":
-            sinks.append(LocalSink(publish_config.local.dir))
+            sinks.append(LocalSink(publish_config.local.dir, results_log=results_log))
         else:
             sinks.append(azure_sink(publish_config.azure, env, credential))
     if publish_config.telemetry.enabled:

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,6 +59,9 @@ class OutboxEntry:
     timestamp: str  # clip start, UTC ISO-8601 Z (orders the spool)
     base_record: dict[str, Any]
     directory: Path
+    # The clip's whole score (every window, the rule and its thresholds) for reviewers; empty in entries
+    # spooled before it was kept.
+    score: dict[str, Any] = field(default_factory=dict)
 
     @property
     def wav_name(self) -> str:
@@ -105,7 +108,21 @@ class Sink(Protocol):
     def deliver(self, entry: OutboxEntry) -> None: ...
 
 
-def _entry_json(clip: Clip, record: dict[str, Any]) -> bytes:
+def score_summary(clip: Clip, score: ClipScore) -> dict[str, Any]:
+    """What a reviewer needs to see why the clip was positive: every window score and the rule."""
+    return {
+        "clipSeconds": round(clip.duration, 3),
+        "windowSeconds": score.window_s,
+        "hopSeconds": score.hop_s,
+        "windowScores": [round(float(s), 6) for s in score.window_scores],
+        "aggregation": score.aggregation,
+        "globalConfidence": round(float(score.global_confidence), 6),
+        "localThreshold": score.local_threshold,
+        "globalThreshold": score.global_threshold,
+    }
+
+
+def _entry_json(clip: Clip, score: ClipScore, record: dict[str, Any]) -> bytes:
     return json.dumps(
         {
             "id": record["id"],
@@ -113,6 +130,7 @@ def _entry_json(clip: Clip, record: dict[str, Any]) -> bytes:
             "streamId": clip.stream_id,
             "timestamp": record["timestamp"],
             "record": record,
+            "score": score_summary(clip, score),
         },
         indent=1,
     ).encode()
@@ -127,6 +145,7 @@ def load_entry(directory: Path) -> OutboxEntry:
         timestamp=data["timestamp"],
         base_record=data["record"],
         directory=directory,
+        score=data.get("score", {}),
     )
 
 
@@ -147,6 +166,8 @@ class Outbox:
         self.spool_dir = Path(spool_dir)
         self.sinks = list(sinks)
         self.failures: dict[str, int] = dict.fromkeys(names, 0)
+        # Confirmed deliveries per sink since start (hydrophone_deliveries_total).
+        self.delivered: dict[str, int] = dict.fromkeys(names, 0)
         self._attempts = attempts
         self._retry_wait_s = retry_wait_s
         self._backoff_s = backoff_s
@@ -185,7 +206,7 @@ class Outbox:
             staging.mkdir()
             write_synced(staging / AUDIO_FILE, wav_bytes(clip.audio, clip.sample_rate))
             write_synced(staging / IMAGE_FILE, spectrogram_png(clip, score))
-            write_synced(staging / ENTRY_FILE, _entry_json(clip, record))
+            write_synced(staging / ENTRY_FILE, _entry_json(clip, score, record))
             fsync_dir(staging)
             try:
                 staging.rename(target)
@@ -244,6 +265,7 @@ class Outbox:
             )
             return False
         write_atomic(entry.directory / f"{_MARKER}{sink.name}", b"")
+        self.delivered[sink.name] += 1
         return True
 
     def _finish(self, entry: OutboxEntry) -> None:

@@ -31,6 +31,9 @@ from hydrophone_worker.service.status import WorkerStatus
 log = logging.getLogger("hydrophone_worker.run")
 
 
+MODEL_DIR_FIX = "point model.dir (or --model) at a directory holding config.yaml and model.safetensors"
+
+
 class WorkerSetupError(RuntimeError):
     """The worker cannot start (model, sinks, state dir); the message says what to fix."""
 
@@ -63,7 +66,13 @@ def location_of(config: WorkerConfig) -> Location:
     )
 
 
-def default_reader_factory(config: WorkerConfig, stop: threading.Event) -> ReaderFactory:
+def default_reader_factory(
+    config: WorkerConfig,
+    stop: threading.Event,
+    fresh_start: Callable[[], datetime | None] = lambda: None,
+) -> ReaderFactory:
+    """`fresh_start()`: where a first live start (no checkpoint) began; the reader takes the segment holding
+    it whole, as upstream's does. A resume or a lag jump starts at an instant already accounted for."""
     from hydrophone_worker.source.history import RangeReader
     from hydrophone_worker.source.live import LiveReader
 
@@ -72,8 +81,14 @@ def default_reader_factory(config: WorkerConfig, stop: threading.Event) -> Reade
     def make(start_at: datetime | None) -> Reader:
         if stream.mode == "range":
             assert stream.start is not None and stream.end is not None
-            return RangeReader(stream.base_url, stream.stream_id, start_at or stream.start, stream.end)
-        return LiveReader(stream.base_url, stream.stream_id, start_at=start_at, stop=stop)
+            resumed = start_at is not None and start_at != stream.start  # from the range's checkpoint
+            return RangeReader(
+                stream.base_url, stream.stream_id, start_at or stream.start, stream.end, resumed=resumed
+            )
+        whole = start_at is not None and start_at == fresh_start()
+        return LiveReader(
+            stream.base_url, stream.stream_id, start_at=start_at, stop=stop, whole_start_segment=whole
+        )
 
     return make
 
@@ -104,17 +119,30 @@ def detection_params(config: WorkerConfig, model_config: Any) -> Any:
         ) from None
 
 
-def load_scorer(config: WorkerConfig) -> Scorer:
+def check_model_settings(config: WorkerConfig) -> int:
+    """model.threads and model.dir, checked before any weights are read; returns the torch threads set."""
     from hydrophone_worker.detector.cpu import configure_torch_threads
+
+    try:
+        threads = configure_torch_threads(config.model.threads)
+    except ValueError as exc:
+        raise WorkerSetupError(f"model.threads: {exc}".replace("; give", " — fix: give", 1)) from None
+    if config.model.dir.exists() and not config.model.dir.is_dir():
+        raise WorkerSetupError(f"model.dir: {config.model.dir} is a file — fix: {MODEL_DIR_FIX}")
+    return threads
+
+
+def load_scorer(config: WorkerConfig) -> Scorer:
     from hydrophone_worker.detector.fast import PrecisionUnsupported
     from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
     from hydrophone_worker.detector.scoring import Detector
 
-    threads = configure_torch_threads(config.model.threads)
+    threads = check_model_settings(config)
     try:
         loaded = load_model_dir(config.model.dir)
     except ModelDirError as exc:
-        raise WorkerSetupError(f"model.dir: {exc}") from None
+        fix = "" if "fix:" in str(exc) else f" — fix: {MODEL_DIR_FIX}"
+        raise WorkerSetupError(f"model.dir: {exc}{fix}") from None
     params = detection_params(config, loaded.config)
     try:
         detector = Detector(
@@ -139,14 +167,16 @@ def load_scorer(config: WorkerConfig) -> Scorer:
     return detector
 
 
-def build_outbox(config: WorkerConfig, env: Mapping[str, str]) -> Outbox | None:
+def build_outbox(
+    config: WorkerConfig, env: Mapping[str, str], results_log: Path | None = None
+) -> Outbox | None:
     if not config.publish.enabled:
         return None  # detect and log only; also spares importing the Azure SDKs
     from hydrophone_worker.publish.durable import SpoolError
     from hydrophone_worker.publish.factory import PublishSetupError, build_sinks
 
     try:
-        sinks = build_sinks(config.publish, env)
+        sinks = build_sinks(config.publish, env, results_log=results_log)
         return Outbox(config.state.dir / "outbox", sinks) if sinks else None
     except (PublishSetupError, SpoolError) as exc:
         raise WorkerSetupError(str(exc)) from None
@@ -169,11 +199,15 @@ class Worker:
         self.env = env
         self.stop = stop or threading.Event()
         self.clock = clock
-        self.reader_factory = reader_factory or default_reader_factory(config, self.stop)
+        self.fresh_start: datetime | None = None  # set when a live run starts without a checkpoint
+        self.reader_factory = reader_factory or default_reader_factory(
+            config, self.stop, lambda: self.fresh_start
+        )
         self.on_progress = on_progress
         stream_id = config.stream.stream_id
         self.status = WorkerStatus(stream_id)
         self.metrics = WorkerMetrics(stream_id)
+        self.metrics.ready.labels(stream_id).set_function(lambda: float(self.status.snapshot().ready))
         self.server = HealthServer(
             config.server.host,
             config.server.port,
@@ -194,15 +228,17 @@ class Worker:
             self.server.stop()
 
     def _run(self) -> RunSummary:
+        # Settings and sinks first: checked in milliseconds, before seconds of model loading.
+        check_model_settings(self.config)
+        self.status.update(not_ready_reason="preparing sinks")
+        outbox = build_outbox(self.config, self.env, self.options.results_log)
         self.status.update(not_ready_reason="loading the model")
         scorer = load_scorer(self.config)
-        self.status.update(
-            model_tag=self.config.model.tag or scorer.model_id, not_ready_reason="preparing sinks"
-        )
-        outbox = build_outbox(self.config, self.env)
+        self.status.update(model_tag=self.config.model.tag or scorer.model_id)
         if outbox is not None:
             self.status.outbox_probe(lambda: outbox.depth)
             self.metrics.outbox_depth.labels(self.config.stream.stream_id).set_function(lambda: outbox.depth)
+            self.metrics.watch_deliveries(lambda: dict(outbox.delivered))
         self.status.update(ready=True, not_ready_reason="")
         outbox_stop = threading.Event()
         delivery = (
@@ -229,7 +265,15 @@ class Worker:
             on_progress=self.on_progress,
         )
         try:
-            summary = runner.run(self._start_at(checkpoint, runner))
+            start_at = self._start_at(checkpoint, runner)
+            if start_at is None:  # a range already read to its end: resume there, i.e. read nothing
+                log.info(
+                    "range already handled up to its end (checkpoint %s): nothing to read", checkpoint.path
+                )
+                summary = runner.summary
+                summary.stopped_by = "range already complete"
+            else:
+                summary = runner.run(start_at)
         finally:
             self.status.update(state="stopping")
             self._flush(outbox, delivery, outbox_stop)
@@ -262,11 +306,16 @@ class Worker:
         stream = self.config.stream
         last_end = checkpoint.read()
         if stream.mode == "range":
+            # Resume like live mode: from the checkpoint; None when the range was already read to its end.
             assert stream.start is not None and stream.end is not None
-            return last_end if last_end is not None and stream.start < last_end < stream.end else stream.start
+            if last_end is None or last_end <= stream.start:
+                return stream.start
+            return last_end if last_end < stream.end else None
         live_edge = datetime.fromtimestamp(self.clock(), UTC) - timedelta(seconds=stream.delay_seconds)
         plan = plan_resume(last_end, live_edge, stream.max_backfill_seconds)
         if plan.gap is not None:
             runner.record_gap(plan.gap)
         # A fresh start begins delaySeconds behind real time, so the first clip is already published.
+        if plan.start_at is None:
+            self.fresh_start = live_edge
         return plan.start_at or live_edge

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -36,11 +37,17 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+class BadInput(click.ClickException):
+    """Bad input (config file, options, model directory, credentials): clean lines naming the fix, exit 2."""
+
+    exit_code = 2
+
+
 def _load(path: Path) -> WorkerConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
 
 def _override(data: dict[str, Any], changes: dict[str, dict[str, Any]]) -> WorkerConfig:
@@ -50,7 +57,7 @@ def _override(data: dict[str, Any], changes: dict[str, dict[str, Any]]) -> Worke
     try:
         return parse_config(data, "command-line options")
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
 
 
 def _as_data(config: WorkerConfig) -> dict[str, Any]:
@@ -71,12 +78,17 @@ def _serve(
     try:
         return Worker(config, options, stop=stop, **kwargs).run()
     except WorkerSetupError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise BadInput(str(exc)) from None
+    except socket.gaierror as exc:
+        raise BadInput(
+            f"server.host {config.server.host!r} cannot be resolved ({exc.strerror}) — fix: use 0.0.0.0 "
+            "(all interfaces), 127.0.0.1 or a name this machine resolves"
+        ) from None
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise click.ClickException(
-                f"server.port {config.server.port} on {config.server.host} is in use: {exc.strerror}; "
-                "choose another with --port (0 = any free port)"
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise BadInput(
+                f"server.port {config.server.port} on {config.server.host} cannot be used: {exc.strerror} — "
+                "fix: choose another with --port (0 = any free port) or another server.host"
             ) from None
         raise
 
@@ -174,8 +186,14 @@ def backfill(
             raise click.BadParameter(str(exc), param_hint=name) from None
     # Without a config file: a local run, probes on any free loopback port.
     data = _as_data(_load(config_path)) if config_path else {"server": {"host": "127.0.0.1", "port": 0}}
-    if data.get("stream", {}).get("streamId", stream_id) != stream_id:
-        data.pop("location", None)  # the config's location belongs to another stream
+    configured = data.get("stream", {}).get("streamId", stream_id)
+    if configured != stream_id and data.pop("location", None):
+        # Never silently: the position of the config's hydrophone would be wrong on this one's detections.
+        click.echo(
+            f"note: {config_path} is for stream {configured}; its location is not used for {stream_id} "
+            f"(a known Orcasound site gets its own; else give a config with stream.streamId {stream_id})",
+            err=True,
+        )
     stream = {
         "streamId": stream_id,
         "mode": "range",

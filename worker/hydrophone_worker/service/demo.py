@@ -4,7 +4,8 @@
 
 Everything runs on 127.0.0.1: moto serves S3, the simulator publishes HLS into it (accelerated), and the real
 `hydrophone-worker run` follows it with the demo model, publishing positives to the local sink
-(<out>/detections/<stream>/index.html). The end prints each call's true time next to what was detected.
+(<out>/detections/<stream>/index.html). The end prints each call's true time next to what was detected, and
+last the review page's path (the clips, detections and gaps of the run).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def detection_times(results: Sequence[dict[str, Any]]) -> list[tuple[str, dateti
     return found
 
 
-def report(sim: Simulation, results: Sequence[dict[str, Any]], detections_dir: Path) -> list[str]:
+def report(sim: Simulation, results: Sequence[dict[str, Any]]) -> list[str]:
     lines = [f"{sum(e['kind'] == 'clip' for e in results)} clips scored; calls and detections:"]
     found = detection_times(results)
     for offset in sim.calls_at:
@@ -160,13 +161,14 @@ def report(sim: Simulation, results: Sequence[dict[str, Any]], detections_dir: P
         before = datetime.fromisoformat(gap["end"]) <= sim.call_time(0)
         why = "before the simulated node started" if before else gap["detail"]
         lines.append(f"  gap {gap['reason']}: {gap['seconds']:.0f} s ({why})")
-    gallery = detections_dir / sim.stream_id / "index.html"
-    lines.append(
-        f"open {gallery} to see and hear the detections"
-        if gallery.exists()
-        else "no detections were published"
-    )
     return lines
+
+
+def review_page(detections_dir: Path, stream_id: str, results: Path) -> Path:
+    """The local sink's review page with its header brought up to the end of the run."""
+    from hydrophone_worker.publish.sinks.local import LocalSink
+
+    return LocalSink(detections_dir, results_log=results).refresh(stream_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,13 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             worker_command(config_path, results, args.minutes), duration / args.speed + 240
         )
     print()
-    for line in report(sim, read_results(results), args.out / "detections"):
+    for line in report(sim, read_results(results)):
         print(line)
     print(f"every clip the worker scored: {results}")
     print(
         "This is a DEMO model trained on synthetic calls; for real hydrophones use "
         "orcahello-srkw-detector-v1 (README: Model directories)."
     )
+    page = review_page(args.out / "detections", sim.stream_id, results)
+    print(f"review page (clips, detections, gaps; open it in a browser): {page.resolve()}")
     return returncode
 
 

@@ -30,6 +30,23 @@ class _FetchErrors(Collector):
         yield family
 
 
+class _Deliveries(Collector):
+    """Detections each sink confirmed, as counted by the outbox, read at scrape time. With
+    hydrophone_detections_total it tells "finding calls but nobody receives them" apart from "no calls"."""
+
+    def __init__(self, stream_id: str, source: Callable[[], Mapping[str, int]]):
+        self._stream_id = stream_id
+        self._source = source
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "hydrophone_deliveries", "Detections confirmed by a sink", labels=["stream", "sink"]
+        )
+        for sink, count in sorted(self._source().items()):
+            family.add_metric([self._stream_id, sink], count)
+        yield family
+
+
 class WorkerMetrics:
     def __init__(self, stream_id: str):
         self.stream_id = stream_id
@@ -73,6 +90,12 @@ class WorkerMetrics:
             registry=reg,
         )
 
+        # /readyz as a series: a worker whose model never loads still answers scrapes (up == 1).
+        self.ready = Gauge(
+            "hydrophone_ready", "1 when the worker is ready (model loaded, sinks built)", labels, registry=reg
+        )
+        self.ready.labels(stream_id).set(0)
+
     def record_clip(self, score: ClipScore, scoring_s: float) -> None:
         self.clips.labels(self.stream_id, "positive" if score.positive else "negative").inc()
         self.scoring_seconds.labels(self.stream_id).observe(scoring_s)
@@ -83,6 +106,9 @@ class WorkerMetrics:
 
     def watch_fetch_errors(self, source: Callable[[], Mapping[str, int]]) -> None:
         self.registry.register(_FetchErrors(self.stream_id, source))
+
+    def watch_deliveries(self, source: Callable[[], Mapping[str, int]]) -> None:
+        self.registry.register(_Deliveries(self.stream_id, source))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

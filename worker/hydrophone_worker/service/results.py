@@ -30,6 +30,8 @@ def clip_entry(clip: Clip, score: ClipScore, detection_id: str | None) -> dict[s
         "windowSeconds": score.window_s,
         "hopSeconds": score.hop_s,
         "windowScores": [round(float(s), 6) for s in score.window_scores],
+        "localThreshold": score.local_threshold,
+        "globalThreshold": score.global_threshold,
         "globalConfidence": round(float(score.global_confidence), 6),
         "positive": bool(score.positive),
         "detectionId": detection_id,

@@ -1,6 +1,8 @@
 """Decode one MPEG-TS/AAC segment in memory with PyAV: no ffmpeg subprocess, no temp files.
 
-Audio keeps its source rate and channel count (the detector's frontend downmixes and resamples).
+Audio keeps its source rate and channel count (the detector's frontend downmixes and resamples). Any
+channel count decodes (hydrophone_worker.pcm: reading an 8-channel frame plane by plane crashed the process);
+what cannot be audio is a DecodeError, i.e. a `segment-corrupt` gap, never a crash.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import io
 
 import av
 import numpy as np
+
+from hydrophone_worker.pcm import FrameError, FrameReader
 
 
 class DecodeError(ValueError):
@@ -20,19 +24,22 @@ def decode_segment(data: bytes) -> tuple[np.ndarray, int]:
     if not data:
         raise DecodeError("segment is empty (0 bytes)")
     chunks: list[np.ndarray] = []
+    reader = FrameReader()
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
                 raise DecodeError("segment has no audio stream")
             stream = container.streams.audio[0]
-            rate = stream.codec_context.sample_rate
-            # fltp (float32 planar): to_ndarray() gives (channels, samples) whatever the codec's format.
-            resampler = av.AudioResampler(format="fltp", layout=stream.codec_context.layout, rate=rate)
             for frame in container.decode(stream):
-                chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+                chunks.extend(reader.convert(frame))
+            chunks.extend(reader.flush())
     except av.error.FFmpegError as exc:
         raise DecodeError(f"undecodable segment: {exc}") from exc
-    if not chunks or not rate:
+    except FrameError as exc:
+        raise DecodeError(f"unusable audio: {exc}") from exc
+    if not chunks or not reader.rate:
         raise DecodeError("segment decoded to no audio samples")
-    return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32), int(rate)
+    audio = np.concatenate(chunks, axis=1)
+    if not np.isfinite(audio).all():
+        raise DecodeError("segment decoded to NaN or infinite samples")
+    return audio, reader.rate

@@ -13,9 +13,11 @@ nothing busy-loops.
 
 Without `start_at` the reader starts at the newest listed segment; with it, at the first segment starting at
 or after it (read from whichever folder holds it), and what can no longer be read is a Gap (`slid-out`, or a
-restart). When `start_at` falls inside a segment that is still available (a fresh start "delay seconds ago",
-a jump ahead), the seconds up to the next whole segment are a Gap with `start_reason` (default `worker-down`:
-the worker did not read them; the service passes `lag-skip` after a jump).
+restart). When `start_at` falls inside a segment that is still available (a jump ahead), the seconds up to
+the next whole segment are a Gap with `start_reason` (default `worker-down`: the worker did not read them;
+the service passes `lag-skip` after a jump). With `whole_start_segment` (a first start "delay seconds ago",
+as upstream's reader does) that segment is delivered whole instead: nothing before start_at was accounted
+for, so nothing is lost and nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
 from hydrophone_worker.source.layout import latest_url, parse_latest
 from hydrophone_worker.source.playlist import Playlist
 from hydrophone_worker.source.reading import StreamFiles, StreamReader, Unavailable
+from hydrophone_worker.source.timing import chain, measured
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class LiveReader(StreamReader):
         stop: threading.Event | None = None,
         retry: RetryPolicy | None = None,
         start_reason: GapReason = "worker-down",
+        whole_start_segment: bool = False,
     ) -> None:
         for name, value in (
             ("poll_interval_s", poll_interval_s),
@@ -76,6 +80,7 @@ class LiveReader(StreamReader):
         self.missing_grace_s = missing_grace_s
         self.stale_after_s = stale_after_s
         self.start_reason: GapReason = start_reason
+        self.whole_start_segment = whole_start_segment
         self._stop = stop or threading.Event()
         # Waiting on the stop event (not time.sleep) lets a stop end a long node-down backoff at once.
         self._sleep = sleep or self._stop.wait
@@ -90,6 +95,9 @@ class LiveReader(StreamReader):
         self._latest_missing = False
         self._folder: int | None = None
         self._next_sequence: int | None = None  # None: folder just entered, nothing read from it yet
+        self._previous: SegmentRef | None = None  # the last segment handled in this folder, as read
+        # Decoded, waiting for the next segment's PROGRAM-DATE-TIME; with the playlist it was listed in.
+        self._held: tuple[Segment, Playlist] | None = None
         self._entering = True
         self._known_starts: dict[int, datetime] = {}
         self._highest_listed = -1
@@ -109,6 +117,7 @@ class LiveReader(StreamReader):
                 finished = yield from self._read(playlist)
                 self._folder_closed = finished and playlist is not None and playlist.ended
                 if self._should_switch(playlist, finished):
+                    yield from self._release_held(playlist)
                     self._enter(self._next_folder())
                     continue  # the next folder's backlog is ready now: no sleep
             interval = self._update_state(interval)
@@ -136,25 +145,66 @@ class LiveReader(StreamReader):
         if playlist is None:
             return False
         self._remember(playlist)
-        for ref in self._unread(playlist):
+        following = {r.sequence - 1: r for r in playlist.segments}
+        if self._held is not None:
+            listed_later = any(r.sequence > self._held[0].ref.sequence for r in playlist.segments)
+            if not listed_later and self._may_grow(playlist):
+                return False
+            yield from self._release_held(playlist)
+        for listed in self._unread(playlist):
             if self._stop.is_set():
                 return False
-            read = self._files.segment(ref)
+            ref = chain(listed, self._previous)
+            follower = following.get(ref.sequence)
+            read = self._files.segment(ref, follower)
             if isinstance(read, Unavailable):
                 since = self._missing_since.setdefault((ref.folder, ref.sequence), self._clock())
                 if self._clock() - since < self.missing_grace_s:
                     return False  # maybe still uploading: later segments wait so time order holds
                 read = Gap(ref.start, ref.end, "segment-missing", f"{ref.uri}: {read.detail}")
             self._missing_since.pop((ref.folder, ref.sequence), None)
-            for event in [*self._gaps_before(ref, playlist), read]:
-                self.stats.record(event)
-                yield event
-            self._cursor = ref.end if self._cursor is None else max(self._cursor, ref.end)
-            self._next_sequence, self._entering = ref.sequence + 1, False
+            if isinstance(read, Segment) and follower is None and ref.pinned and self._may_grow(playlist):
+                # Where it ends is the next segment's PROGRAM-DATE-TIME: keep it (decoded, so a sliding
+                # window cannot take it away) until that is listed, rather than let its clip claim
+                # seconds the next clip claims too. One segment of latency.
+                self._held = (read, playlist)
+                return False
+            yield from self._deliver(ref, read, playlist)
         return True
 
+    def _release_held(self, playlist: Playlist | None) -> Iterator[Segment | Gap]:
+        """The held segment, cut at its follower's PROGRAM-DATE-TIME when the playlist lists it."""
+        if self._held is None:
+            return
+        (held, listed_in), self._held = self._held, None
+        current = playlist.segments if playlist is not None else ()
+        follower = next((r for r in current if r.sequence == held.ref.sequence + 1), None)
+        segment = measured(held, follower)
+        yield from self._deliver(segment.ref, segment, listed_in)
+
+    def _deliver(self, ref: SegmentRef, read: Segment | Gap, playlist: Playlist) -> Iterator[Segment | Gap]:
+        """`read` (segment `ref`, or the gap standing for it) after any gap before it; moves the cursor."""
+        if isinstance(read, Segment):
+            ref = read.ref  # its decoded length
+        for event in [*self._gaps_before(ref, playlist), read]:
+            self.stats.record(event)
+            yield event
+        self._cursor = ref.end if self._cursor is None else max(self._cursor, ref.end)
+        self._next_sequence, self._entering, self._previous = ref.sequence + 1, False, ref
+
+    def _may_grow(self, playlist: Playlist) -> bool:
+        """The folder may still list more segments: not closed, not superseded, not stale."""
+        superseded = self._latest is not None and self._folder is not None and self._latest > self._folder
+        stale = self._clock() - self._last_growth > self.stale_after_s
+        return not (playlist.ended or superseded or stale or self._stop.is_set())
+
     def _gaps_before(self, ref: SegmentRef, playlist: Playlist) -> list[Gap]:
-        if self._entering and self._cursor is not None and self._next_sequence is None:
+        if (
+            self._entering
+            and self._cursor is not None
+            and self._next_sequence is None
+            and not self.whole_start_segment
+        ):
             resume = self._cursor
             if any(r.start < resume - _TOLERANCE and r.end > resume + _TOLERANCE for r in playlist.segments):
                 # start_at fell inside a segment that is still there: delivery starts at the next whole one,
@@ -178,6 +228,8 @@ class LiveReader(StreamReader):
         refs = list(playlist.segments)
         if self._next_sequence is not None:
             return [r for r in refs if r.sequence >= self._next_sequence]
+        if self._cursor is not None and self.whole_start_segment:
+            return [r for r in refs if r.end > self._cursor + _TOLERANCE]
         if self._cursor is not None:
             return [r for r in refs if r.start >= self._cursor - _TOLERANCE]
         return refs[-1:]  # a fresh start begins at the newest segment, like upstream's "now"
@@ -222,7 +274,7 @@ class LiveReader(StreamReader):
 
     def _enter(self, folder: int) -> None:
         log.info("%s: reading folder %d", self.stream_id, folder)
-        self._folder, self._next_sequence, self._entering = folder, None, True
+        self._folder, self._next_sequence, self._entering, self._previous = folder, None, True, None
         self._known_starts.clear()
         self._highest_listed = -1
         self._folder_closed = False

@@ -8,12 +8,16 @@ Timing, in order of preference (UPSTREAM.md §1):
    sequence 0) gives the exact sum; a sliding window seen for the first time cannot, so the listed EXTINFs'
    mean stands in for the ones that slid out (an estimate, exact once the node writes PROGRAM-DATE-TIME).
 
+A non-positive or missing #EXTINF costs nothing: the segment keeps an estimated length (the others' mean)
+until the reader decodes it and takes its real length from the samples.
+
 Identity is (folder, media sequence): with a sliding window the same URI keeps its sequence number while the
 window advances, and numbers never repeat within a folder.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +26,9 @@ import m3u8
 
 from hydrophone_worker.domain import SegmentRef
 from hydrophone_worker.source.layout import AUDIO_OFFSET_S
+
+# An Orcasound segment's usual length: stands in for EXTINF when no listed segment has a usable one.
+NOMINAL_SEGMENT_S = 10.005333
 
 
 class PlaylistError(ValueError):
@@ -53,16 +60,15 @@ def parse_playlist(text: str, folder: int, known_starts: Mapping[int, datetime] 
     except Exception as exc:  # m3u8 raises bare ValueErrors/ParseErrors of several kinds
         raise PlaylistError(f"hls/{folder}/live.m3u8: unparseable ({exc})") from exc
     entries = list(parsed.segments)
-    for entry in entries:
-        if entry.duration is None or entry.duration <= 0:
-            raise PlaylistError(
-                f"hls/{folder}/live.m3u8: segment {entry.uri!r} has no positive #EXTINF duration"
-            )
+    valid = [e.duration for e in entries if _positive(e.duration)]
+    mean = sum(valid) / len(valid) if valid else NOMINAL_SEGMENT_S
     first_sequence = parsed.media_sequence or 0
     known = known_starts or {}
     refs: list[SegmentRef] = []
     for offset, entry in enumerate(entries):
         sequence = first_sequence + offset
+        duration = entry.duration if _positive(entry.duration) else mean
+        pinned = entry.program_date_time is not None  # its own tag, not one carried forward
         if entry.current_program_date_time is not None:
             start = _as_utc(entry.current_program_date_time)
         elif refs:
@@ -70,9 +76,10 @@ def parse_playlist(text: str, folder: int, known_starts: Mapping[int, datetime] 
         elif sequence in known:
             start = known[sequence]
         else:
-            mean = sum(e.duration for e in entries) / len(entries)
             start = folder_audio_start(folder) + timedelta(seconds=sequence * mean)
-        refs.append(
-            SegmentRef(folder=folder, uri=entry.uri, sequence=sequence, start=start, duration=entry.duration)
-        )
+        refs.append(SegmentRef(folder, entry.uri, sequence, start, duration, pinned))
     return Playlist(folder=folder, segments=tuple(refs), ended=bool(parsed.is_endlist))
+
+
+def _positive(duration: float | None) -> bool:
+    return duration is not None and duration > 0 and math.isfinite(duration)

@@ -15,6 +15,7 @@ from hydrophone_worker.source.decode import DecodeError, decode_segment
 from hydrophone_worker.source.http import Fetcher, FetchError, default_client
 from hydrophone_worker.source.layout import playlist_url, segment_url
 from hydrophone_worker.source.playlist import Playlist, PlaylistError, parse_playlist
+from hydrophone_worker.source.timing import measured
 
 ReaderState = Literal["starting", "streaming", "node-down", "stopped"]
 
@@ -81,20 +82,30 @@ class StreamFiles:
 
     def playlist(self, folder: int, known_starts: Mapping[int, datetime] | None = None) -> Playlist | None:
         """The folder's playlist, or None when it is absent or unreadable this time (counted)."""
+        return self.playlist_or_why(folder, known_starts)[0]
+
+    def playlist_or_why(
+        self, folder: int, known_starts: Mapping[int, datetime] | None = None
+    ) -> tuple[Playlist | None, str]:
+        """The playlist and "", or None and why not (for the log and the gap's detail)."""
+        url = playlist_url(self.base_url, self.stream_id, folder)
         try:
-            fetched = self.fetcher.get(playlist_url(self.base_url, self.stream_id, folder))
-        except FetchError:
-            return None
+            fetched = self.fetcher.get(url)
+        except FetchError as exc:
+            return None, str(exc)
         if not fetched.found:
             self.errors["playlist-not-found"] += 1
-            return None
+            return None, f"hls/{folder}/live.m3u8 answers HTTP {fetched.status}"
         try:
-            return parse_playlist(fetched.content.decode("utf-8", errors="replace"), folder, known_starts)
-        except PlaylistError:
+            text = fetched.content.decode("utf-8", errors="replace")
+            return parse_playlist(text, folder, known_starts), ""
+        except PlaylistError as exc:
             self.errors["playlist-invalid"] += 1
-            return None
+            return None, str(exc)
 
-    def segment(self, ref: SegmentRef) -> Segment | Gap | Unavailable:
+    def segment(self, ref: SegmentRef, following: SegmentRef | None = None) -> Segment | Gap | Unavailable:
+        """Fetch and decode `ref`; a Segment carries its decoded length, cut at `following`'s
+        PROGRAM-DATE-TIME (source.timing)."""
         url = segment_url(playlist_url(self.base_url, self.stream_id, ref.folder), ref.uri)
         try:
             fetched = self.fetcher.get(url)
@@ -108,4 +119,4 @@ class StreamFiles:
         except DecodeError as exc:
             self.errors["segment-corrupt"] += 1
             return Gap(ref.start, ref.end, "segment-corrupt", f"{ref.uri}: {exc}")
-        return Segment(ref=ref, audio=audio, sample_rate=rate)
+        return measured(Segment(ref=ref, audio=audio, sample_rate=rate), following)

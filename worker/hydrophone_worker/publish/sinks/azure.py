@@ -2,12 +2,15 @@
 
 Idempotent by construction: blob names and the document id are deterministic, blobs are overwritten with the
 same bytes, and an existing document gets only OUR fields patched, so moderator fields (`SRKWFound`,
-`comments`, `dateModerated`, `moderator`, `tags`, `reviewed`) survive any re-publish.
+`comments`, `dateModerated`, `moderator`, `tags`, `reviewed`) survive any re-publish. A document whose fields
+already hold our values is not written at all: every write is a change-feed event, and each event mails
+moderators or subscribers and posts to Orcasite again.
 """
 
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,13 +49,23 @@ class AzureNames:
     public_blob_base_url: str | None = None  # e.g. a CDN in front of the account; None = the account URL
 
 
-def patch_operations(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """`set` operations for our fields only (Cosmos allows at most 10 per patch; we need 7)."""
+def patch_operations(record: dict[str, Any], existing: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """`set` operations for our fields that differ from `existing` (all of them without it).
+
+    Cosmos allows at most 10 operations per patch; we have 7 fields. An empty list means: nothing to write.
+    """
+    existing = existing or {}
     return [
         {"op": "set", "path": f"/{key}", "value": value}
         for key, value in record.items()
-        if key not in _NOT_PATCHED
+        if key not in _NOT_PATCHED and (key not in existing or existing[key] != value)
     ]
+
+
+def plain_url(url: str) -> str:
+    """`url` without query or fragment: a SAS connection string puts its (writing) token in the query."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 class AzureSink:
@@ -104,7 +117,8 @@ class AzureSink:
     def blob_uri(self, container: str, blob_name: str) -> str:
         if self.names.public_blob_base_url:
             return f"{self.names.public_blob_base_url.rstrip('/')}/{container}/{blob_name}"
-        return self._blob_service.get_blob_client(container, blob_name).url
+        # Documents are served to anyone and outlive any token: never a SAS in them.
+        return plain_url(self._blob_service.get_blob_client(container, blob_name).url)
 
     def deliver(self, entry: OutboxEntry) -> None:
         audio_uri = self._upload(self.names.audio_container, entry.wav_name, entry.wav(), "audio/wav")
@@ -135,18 +149,30 @@ class AzureSink:
         return self._container
 
     def write_record(self, record: dict[str, Any]) -> None:
+        """Create the document; if it exists, patch only our fields that differ; if none do, write nothing.
+
+        A refused create (409) writes nothing, so trying it first costs no change-feed event.
+        """
         container = self._metadata()
         try:
             container.create_item(record)
+            return
         except CosmosResourceNotFoundError as exc:
             raise AzureSinkError(
                 f"CosmosDB container {self.names.cosmos_database}/{self.names.cosmos_container} does not "
-                "exist — "
-                "fix: create it with partition key /source_guid, or set cosmosDatabase/cosmosContainer under "
-                "publish.azure"
+                "exist — fix: create it with partition key /source_guid, or set "
+                "cosmosDatabase/cosmosContainer under publish.azure"
             ) from exc
         except CosmosResourceExistsError:
-            container.patch_item(record["id"], record["source_guid"], patch_operations(record))
-            log.info(
-                "detection %s existed in CosmosDB; refreshed our fields, kept moderator fields", record["id"]
-            )
+            pass
+        existing = container.read_item(record["id"], partition_key=record["source_guid"])
+        operations = patch_operations(record, existing)
+        if not operations:
+            log.info("detection %s is already in CosmosDB with these values: not written again", record["id"])
+            return
+        container.patch_item(record["id"], record["source_guid"], operations)
+        log.info(
+            "detection %s existed in CosmosDB; refreshed %s, kept moderator fields",
+            record["id"],
+            ", ".join(op["path"][1:] for op in operations),
+        )

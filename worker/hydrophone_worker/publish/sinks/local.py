@@ -2,7 +2,7 @@
 
 <dir>/<streamId>/<name>.wav | <name>.png | <name>.json   (the record, URIs relative to the folder)
 <dir>/<streamId>/detections.jsonl                         (append-only, one record per detection)
-<dir>/<streamId>/index.html                               (gallery, regenerated atomically)
+<dir>/<streamId>/index.html + review/                     (the review page: publish/review.py)
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from hydrophone_worker.publish.durable import describe, ensure_writable, write_atomic
-from hydrophone_worker.publish.gallery import render_gallery
 from hydrophone_worker.publish.outbox import OutboxEntry
+from hydrophone_worker.publish.review import PAGE_SIZE, VIEWER, ReviewSite, card
 
 log = logging.getLogger(__name__)
 
 JOURNAL = "detections.jsonl"
-GALLERY = "index.html"
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:
@@ -54,9 +53,19 @@ def _append_line(path: Path, line: str) -> None:
 class LocalSink:
     name = "local"
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, results_log: Path | None = None, page_size: int = PAGE_SIZE):
+        """`results_log`: the worker's results log, summarised in the review page's header."""
         self.directory = Path(directory)
+        self.results_log = results_log
+        self.page_size = page_size
         ensure_writable(self.directory, "the local sink directory (publish.local.dir)")
+
+    def refresh(self, stream_id: str) -> Path:
+        """Bring the review page's header up to date with the results log (e.g. at the end of a run)."""
+        folder = self.directory / stream_id
+        records = read_journal(folder / JOURNAL)
+        ReviewSite(folder, stream_id, self.page_size).refresh(len(records), self.results_log)
+        return folder / VIEWER
 
     def deliver(self, entry: OutboxEntry) -> None:
         folder = self.directory / entry.stream_id
@@ -72,8 +81,9 @@ class LocalSink:
         record = entry.record(audio_uri=entry.wav_name, image_uri=entry.png_name)
         write_atomic(folder / f"{entry.name}.json", json.dumps(record, indent=2).encode())
         journal = folder / JOURNAL
-        records = read_journal(journal)
-        if all(r.get("id") != entry.id for r in records):
+        ids = [r.get("id") for r in read_journal(journal)]
+        if entry.id not in ids:
             _append_line(journal, json.dumps(record))
-            records.append(record)
-        write_atomic(folder / GALLERY, render_gallery(entry.stream_id, records).encode())
+            ids.append(entry.id)
+        site = ReviewSite(folder, entry.stream_id, self.page_size)
+        site.add(ids.index(entry.id), card(entry, record), len(ids), self.results_log)
