@@ -227,7 +227,6 @@ class Kube:
         # managedFields entry only moves when our apply changed something.
         return obj, "unchanged" if after[0] == before[0] or after[1] == before[1] else "updated"
 
-
     def list_names(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[str]:
         """Names of the objects matching `label_selector` (reconcile.remove_stale_copies)."""
         path = object_path(api_version, kind, None, namespace)
@@ -240,6 +239,7 @@ class Kube:
         except KubeError as exc:
             if exc.status != 404:
                 raise
+
 
 def _version(obj: dict[str, Any]) -> tuple[str, str]:
     """(resourceVersion, our field manager's managedFields entry: its time and field set)."""
