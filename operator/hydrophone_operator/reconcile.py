@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hydrophone_operator.builders import build_children
@@ -65,8 +65,9 @@ def namespace_problem(namespace: dict[str, Any] | None, hp: Hydrophone) -> Probl
     whose = f"belongs to Hydrophone {owner}" if owner else "was not created by hydrophone-operator"
     return Problem(
         "NamespaceNotManaged",
-        f"namespace {hp.namespace} already exists and {whose}; it is left untouched. Set spec.namespace to "
-        "an unused name, or delete that namespace if it is no longer needed",
+        f"namespace {hp.namespace} already exists and {whose}; it is left untouched. Recreate this "
+        "Hydrophone with spec.namespace set to an unused name (it cannot change after creation), or delete "
+        "that namespace if it is no longer needed",
     )
 
 
@@ -133,26 +134,39 @@ def credentials(hp: Hydrophone, kube: Kube, settings: OperatorSettings, site_exi
 def apply_children(kube: Kube, children: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
     """Apply in order; stop at the first child the API server refuses. -> (Deployment, error message)."""
     deployment: dict[str, Any] = {}
-    binding_created = False
+    binding_fresh = False
     for manifest in children:
         meta = manifest["metadata"]
         where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
         try:
-            obj, outcome = _ensure(kube, manifest, retry_forbidden=binding_created)
+            obj, outcome = _ensure(kube, manifest, retry_forbidden=binding_fresh)
         except KubeError as exc:
             log.warning("%s %s not applied: %s", manifest["kind"], where, exc)
             return deployment, f"applying {manifest['kind']} {where} failed: {exc}; retried every resync"
         if outcome != "unchanged":
             log.info("%s %s %s", manifest["kind"], where, outcome)
-        binding_created |= manifest["kind"] == "RoleBinding" and outcome == "created"
+        if manifest["kind"] == "RoleBinding":
+            binding_fresh = _young(obj)
         if manifest["kind"] == "Deployment":
             deployment = obj
     return deployment, None
 
 
+BINDING_SETTLE_SECONDS = 60.0  # how long after its creation a 403 may still mean "not seen yet"
+
+
+def _young(binding: dict[str, Any]) -> bool:
+    created = (binding.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return True
+    age = datetime.now(UTC) - datetime.fromisoformat(created.replace("Z", "+00:00"))
+    return age.total_seconds() < BINDING_SETTLE_SECONDS
+
+
 def _ensure(kube: Kube, manifest: dict[str, Any], retry_forbidden: bool) -> tuple[dict[str, Any], str]:
-    """The site RoleBinding just created may take the authorizer a moment to see: retry a 403 briefly then."""
-    for delay in (0.1, 0.3, 0.9, 2.0) if retry_forbidden else ():
+    """A site RoleBinding made moments ago (by this pass or the one before) may not have reached the API
+    server's authorizer cache yet: retry a 403 for a few seconds then."""
+    for delay in (0.2, 0.5, 1.0, 2.0, 3.0, 4.0) if retry_forbidden else ():
         try:
             return kube.ensure(manifest)
         except KubeError as exc:

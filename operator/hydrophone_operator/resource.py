@@ -66,7 +66,7 @@ class Location(_Spec):
 class Stream(_Spec):
     base_url: str | None = Field(None, pattern=URL, max_length=2048)
     delay_seconds: float | None = Field(None, ge=0, le=3600)
-    max_lag_seconds: float | None = Field(None, gt=0)
+    max_lag_seconds: float | None = Field(None, gt=0, le=30 * 86400)  # the worker's bound, 30 days
 
 
 class Model(_Spec):

@@ -23,7 +23,7 @@ from hydrophone_operator.settings import OperatorSettings
 from tests.cluster import HYDROPHONES, ControlPlane
 from tests.operator.mutations import mutations
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("chart_release")]  # the CRD
 
 SEED, COUNT = 20261202, 600
 SETTINGS = OperatorSettings(worker_image_repository="registry.example/hydrophone-worker")

@@ -47,7 +47,7 @@ def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any] | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("chart_release")]  # the CRD
 
 OPERATOR_NAMESPACE = "hydrophone-system"
 SETTINGS = OperatorSettings(
