@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cluster import HYDROPHONES, ControlPlane, OperatorProcess, StatusServer
 from tests.operator.sites import Site, site
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,11 +86,58 @@ def test_figures_survive_a_worker_that_restarts_knowing_nothing(
     assert (status["lastDetectionTime"], status["detectionsTotal"]) == ("2026-12-01T10:00:00Z", 7)
 
 
-def full_quota(cluster: ControlPlane, namespace: str, resource: str, used: int) -> None:
-    """A ResourceQuota that is full; its usage set as the (absent) quota controller would."""
-    cluster.kubectl("-n", namespace, "create", "quota", "full", f"--hard={resource}={used}")
-    usage = {"status": {"hard": {resource: str(used)}, "used": {resource: str(used)}}}
-    cluster.patch(f"/api/v1/namespaces/{namespace}/resourcequotas/full/status", usage)
+POLICY = "test-no-services-in-refused"
+
+
+def refuse_services(cluster: ControlPlane, namespace: str) -> None:
+    """An admission policy (as a cluster admin might write) refusing every Service in `namespace`, in force
+    once a dry-run create is refused (policies are read from a cache)."""
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": POLICY},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["services"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "Services are frozen here by policy"}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": POLICY},
+        "spec": {
+            "policyName": POLICY,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "probe"},
+        "spec": {"ports": [{"port": 1}]},
+    }
+
+    def refused() -> bool:
+        answer = cluster.http.post(
+            f"/api/v1/namespaces/{namespace}/services", json=probe, params={"dryRun": "All"}
+        )
+        return answer.status_code >= 400 and "frozen here by policy" in answer.text
+
+    assert wait_until(refused, timeout_s=30), "the policy never took effect"
 
 
 def test_a_refused_apply_reaches_status_and_a_warning_event(
@@ -96,15 +145,15 @@ def test_a_refused_apply_reaches_status_and_a_warning_event(
 ) -> None:
     s = make_site("refused")
     s.wait(lambda: cluster.get(s.child_paths()["Service"]), "the Service")
-    full_quota(cluster, "refused", "services", 1)
+    refuse_services(cluster, "refused")
     cluster.delete(s.child_paths()["Service"])  # someone deletes it; the operator may not make it again
     ready = s.wait_condition("Ready", "False", "ApplyFailed")
     assert "Service refused/hydrophone-worker" in ready["message"]
-    assert "exceeded quota: full" in ready["message"]
+    assert "Services are frozen here by policy" in ready["message"]
     s.wait(
         lambda: any(e["type"] == "Warning" and e["message"].startswith("ApplyFailed: ") for e in s.events()),
         "a Warning Event saying ApplyFailed",
     )
-    cluster.delete("/api/v1/namespaces/refused/resourcequotas/full")
-    s.wait(lambda: cluster.get(s.child_paths()["Service"]), "the Service back once the quota is gone")
+    cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", POLICY)
+    s.wait(lambda: cluster.get(s.child_paths()["Service"]), "the Service back once the policy is gone")
     s.wait_condition("Ready", "False", "WorkerNotReady")
