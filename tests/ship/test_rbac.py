@@ -159,7 +159,7 @@ def test_the_operator_on_the_charts_token_sets_up_a_site_without_a_403(
         assert can_i(cluster, "get", "secrets", "rbac-site")  # through the binding it made there
         s.wait(lambda: s.events(), "an Event about the site")
         s.wait_resyncs(1)
-        # An RBAC refusal (the kube layer's and kopf's wording), not other tests' deliberate admission refusals.
+        # RBAC refusals (the kube layer's and kopf's wording), not deliberate admission refusals.
         forbidden = [
             line
             for line in operator.log_text().splitlines()
