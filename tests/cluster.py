@@ -190,18 +190,23 @@ class StatusServer:
 
     def __init__(self) -> None:
         self.documents: dict[str, dict[str, Any]] = {}
-        documents = self.documents
+        self.hanging: set[str] = set()  # namespaces whose /status answers only once `released` is set
+        self.released = threading.Event()
+        documents, hanging, released = self.documents, self.hanging, self.released
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 namespace, _, rest = self.path.strip("/").partition("/")
+                if namespace in hanging:
+                    released.wait(timeout=120)  # bounded: a test that forgets to release still ends
                 document = documents.get(namespace) if rest == "status" else None
                 body = json.dumps(document or {"error": "no worker"}).encode()
                 self.send_response(200 if document is not None else 503)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                    self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -218,6 +223,7 @@ class StatusServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.released.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=10)
@@ -256,8 +262,11 @@ def operator_environment(kubeconfig: Path, status: StatusServer, **settings: str
         "HYDROPHONE_OPERATOR_RESYNC_SECONDS": "2",
         "HYDROPHONE_OPERATOR_LAG_DEGRADED_SECONDS": "600",
         "HYDROPHONE_OPERATOR_WORKER_STATUS_URL_TEMPLATE": status.url_template,
-        "HYDROPHONE_OPERATOR_WORKER_STATUS_TIMEOUT_SECONDS": "2",
+        # Long enough that a hanging worker would stall a reconcile that waited for it (it must not).
+        "HYDROPHONE_OPERATOR_WORKER_STATUS_TIMEOUT_SECONDS": "30",
         "HYDROPHONE_OPERATOR_CREDENTIALS_NAMESPACE": OPERATOR_NAMESPACE,
+        # Nothing is published under the default repository: the operator would create no site.
+        "HYDROPHONE_OPERATOR_WORKER_IMAGE_REPOSITORY": "registry.example/hydrophone-worker",
     }
     env.update({f"HYDROPHONE_OPERATOR_{key.upper()}": value for key, value in settings.items()})
     env.pop("KUBERNETES_SERVICE_HOST", None)  # never the in-cluster config of a CI runner's pod
@@ -285,7 +294,12 @@ def credentials_secret(name: str = SECRET) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": {"name": name, "namespace": OPERATOR_NAMESPACE},
+        # Marked: only such Secrets may be copied into a site (README, Security).
+        "metadata": {
+            "name": name,
+            "namespace": OPERATOR_NAMESPACE,
+            "labels": {"orcasound.net/credentials": "true"},
+        },
         "data": {"AZURE_STORAGE_CONNECTION_STRING": "Y29ubg==", "AZURE_COSMOSDB_PRIMARY_KEY": "a2V5"},
     }
 

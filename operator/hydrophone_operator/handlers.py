@@ -23,7 +23,7 @@ from hydrophone_operator.reconcile import PAUSE_ANNOTATION, Fetcher, is_paused, 
 from hydrophone_operator.resource import API_GROUP, API_VERSION, PLURAL
 from hydrophone_operator.settings import OperatorSettings
 from hydrophone_operator.status import is_warning, status_changed
-from hydrophone_operator.workerstatus import fetch_worker_status
+from hydrophone_operator.workerstatus import StatusPoller
 
 FINALIZER = f"{API_GROUP}/finalizer"
 
@@ -136,7 +136,8 @@ class Resync:
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings, kube: Kube) -> None:
     """One handler for create/update/resume and the fleet resync; all share the per-object locks."""
-    fetch = partial(fetch_worker_status, timeout=settings.worker_status_timeout_seconds)
+    # Worker /status is read on the poller's own threads: a hanging worker never holds a reconcile.
+    fetch = StatusPoller(settings.worker_status_timeout_seconds, settings.worker_status_concurrency)
     handler = partial(_handle, kube, settings, fetch, _PerObjectLocks())
     resource = (API_GROUP, API_VERSION, PLURAL)
     # A refused apply (say, into a namespace still terminating) is retried at the resync period, not after

@@ -42,6 +42,10 @@ KINDS: dict[tuple[str, str], Kind] = {
     ("v1", "PersistentVolumeClaim"): Kind("/api/v1", "persistentvolumeclaims", True),  # only if configured
     ("apps/v1", "Deployment"): Kind("/apis/apps/v1", "deployments", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): Kind("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    # The site RoleBinding granting the operator the chart's site ClusterRole in that namespace (issue 11).
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Kind(
+        "/apis/rbac.authorization.k8s.io/v1", "rolebindings", True
+    ),
     # Read fresh before each reconcile and its status subresource written (get, patch only).
     (f"{API_GROUP}/{API_VERSION}", KIND): Kind(f"/apis/{API_GROUP}/{API_VERSION}", PLURAL, False),
 }
@@ -222,6 +226,19 @@ class Kube:
         # Another writer (the Deployment controller's status, say) moves the resourceVersion too; our own
         # managedFields entry only moves when our apply changed something.
         return obj, "unchanged" if after[0] == before[0] or after[1] == before[1] else "updated"
+
+    def list_names(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[str]:
+        """Names of the objects matching `label_selector` (reconcile.remove_stale_copies)."""
+        path = object_path(api_version, kind, None, namespace)
+        listing = self._call("GET", path, query=[("labelSelector", label_selector)])[1]
+        return [item["metadata"]["name"] for item in listing.get("items") or []]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> None:
+        try:
+            self._call("DELETE", object_path(api_version, kind, name, namespace))
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
 
 
 def _version(obj: dict[str, Any]) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from hydrophone_worker.config import ConfigError
 
 from hydrophone_operator.builders import build_children
 from hydrophone_operator.options import settings_from, settings_options
+from hydrophone_operator.reconcile import image_problem
 from hydrophone_operator.resource import KIND, InvalidHydrophone, parse_hydrophone
 from hydrophone_operator.settings import OperatorSettings
 
@@ -36,6 +37,8 @@ def render_documents(text: str, source: str, settings: OperatorSettings) -> str:
         raise click.ClickException(f"{source}: not valid YAML: {exc}") from None
     if not documents:
         raise click.ClickException(f"{source}: no Hydrophone found — fix: give a file with kind: {KIND}")
+    if (problem := image_problem(settings)) is not None:
+        out.append(f"# warning: {problem.reason}: {problem.message} (--worker-image-repository)\n")
     for index, body in enumerate(documents):
         where = f"{source} (document {index + 1})"
         if not isinstance(body, dict) or body.get("kind") != KIND:

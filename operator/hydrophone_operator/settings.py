@@ -6,6 +6,7 @@ field names below (snake_case). Everything the Helm chart sets lives here: chart
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,9 @@ from hydrophone_operator.quantity import canonical_quantity
 
 ENV_PREFIX = "HYDROPHONE_OPERATOR_"
 MODEL_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# The default repository names no published image (README "Build the images"): a site refuses to start on it.
+PLACEHOLDER_WORKER_REPOSITORY = "ghcr.io/orcasound/hydrophone-worker"
 # Kept in the API server's canonical spelling (1.5Gi -> 1536Mi): the children we apply are never rewritten.
 Quantity = Annotated[
     str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"), AfterValidator(canonical_quantity)
@@ -39,13 +43,20 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     # The worker image is <repository>:<model tag>: the model is baked into the image.
-    worker_image_repository: str = Field("ghcr.io/orcasound/hydrophone-worker", min_length=1)
+    worker_image_repository: str = Field(PLACEHOLDER_WORKER_REPOSITORY, min_length=1)
     default_model_tag: Annotated[str, Field(pattern=MODEL_TAG_PATTERN)] = "11-15-20.FastAI.R1-12.v0"
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     default_stream_base_url: str = DEFAULT_BASE_URL
     # The operator's own namespace: credentials are copied from here; workers accept traffic from here.
-    credentials_namespace: str = Field("hydrophone-system", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    monitoring_namespace: str = Field("monitoring", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    credentials_namespace: str = Field("hydrophone-system", pattern=DNS_LABEL)
+    # The operator's own ServiceAccount (in credentials_namespace) and the ClusterRole it is granted in each
+    # site namespace through the RoleBinding it creates there (the chart names both).
+    operator_service_account: str = Field("hydrophone-operator", pattern=DNS_LABEL)
+    site_cluster_role: str = Field("hydrophone-operator-site", min_length=1)
+    monitoring_namespace: str = Field("monitoring", pattern=DNS_LABEL)
+    # Worker egress goes to any address outside these CIDRs (the cluster's pod and service ranges and the API
+    # server's own addresses): a NetworkPolicy cannot name "the internet", only all addresses minus some.
+    cluster_cidrs: list[str] = Field(default_factory=list)
     default_worker_resources: WorkerResources = Field(default_factory=WorkerResources)
     worker_uid: int = Field(10001, ge=1)
     state_size_limit: Quantity = "2Gi"
@@ -60,6 +71,16 @@ class OperatorSettings(BaseSettings):
     # {service} {namespace} {port} are filled in; tests point this at a server on 127.0.0.1.
     worker_status_url_template: str = "http://{service}.{namespace}.svc:{port}/status"
     worker_status_timeout_seconds: float = Field(5.0, gt=0)
+    # At most this many /status requests at once, on threads of their own (never a reconcile's).
+    worker_status_concurrency: int = Field(16, ge=1, le=256)
+
+    @field_validator("cluster_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(cidr, strict=False)) for cidr in value]
+        except ValueError as exc:
+            raise ValueError(f"{exc}: give CIDRs such as 10.244.0.0/16") from None
 
     @field_validator("default_stream_base_url")
     @classmethod

@@ -17,6 +17,9 @@ CONDITION_TYPES = ("Ready", "Suspended", "CredentialsReady", "Degraded")
 WORKER_FIELDS = ("lastSegmentTime", "lastDetectionTime", "lagSeconds", "detectionsTotal")
 # The condition state a person would want to hear about when it is entered.
 BAD_STATE = {"Ready": "False", "Suspended": "True", "CredentialsReady": "False", "Degraded": "True"}
+# Only source Secrets carrying this label may be named in spec.credentials (else anyone who may create a
+# Hydrophone could have any Secret of the operator's namespace copied into their site).
+CREDENTIALS_LABEL = "orcasound.net/credentials"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Observed:
     worker_error: str | None = None  # why /status could not be read
     worker_url: str = ""
     lag_degraded_seconds: float = 900.0
+    secret_unmarked: bool = False  # the source Secret lacks the credentials label: not copied
+    apply_error: str | None = None  # what the API server answered when a child could not be applied
 
 
 Verdict = tuple[str, str] | None  # (reason, message), or None = this check has nothing to say
@@ -55,6 +60,10 @@ def _ready_replicas(o: Observed) -> int:
 
 def _blocked(o: Observed) -> Verdict:
     return (o.problem.reason, o.problem.message) if o.problem else None
+
+
+def _apply_failed(o: Observed) -> Verdict:
+    return ("ApplyFailed", o.apply_error) if o.apply_error else None
 
 
 def _suspended(o: Observed) -> Verdict:
@@ -114,6 +123,17 @@ def _credentials_missing(o: Observed) -> Verdict:
     )
 
 
+def _credentials_unmarked(o: Observed) -> Verdict:
+    if o.secret_name is None or not o.secret_unmarked:
+        return None
+    ns, name = o.credentials_namespace, o.secret_name
+    return (
+        "SecretNotMarked",
+        f"Secret {name} in namespace {ns} is not marked for Hydrophones, so it is not copied: if it is meant "
+        f"for workers, run kubectl -n {ns} label secret {name} {CREDENTIALS_LABEL}=true",
+    )
+
+
 def _credentials_good(o: Observed) -> tuple[str, str]:
     if o.secret_name is None:
         return "NotRequired", "no spec.credentials: the worker needs none for local sinks"
@@ -123,12 +143,12 @@ def _credentials_good(o: Observed) -> tuple[str, str]:
 # type -> (checks that make it "bad", the bad status, the good verdict)
 POLICIES: dict[str, tuple[tuple[Check, ...], str, Callable[[Observed], tuple[str, str]]]] = {
     "Ready": (
-        (_blocked, _suspended, _worker_not_ready),
+        (_blocked, _apply_failed, _suspended, _worker_not_ready),
         "False",
         lambda o: ("WorkerReady", f"the worker in namespace {o.namespace} is running {o.image}"),
     ),
     "Suspended": ((_suspended,), "True", lambda o: ("Running", "spec.suspend is false")),
-    "CredentialsReady": ((_credentials_missing,), "False", _credentials_good),
+    "CredentialsReady": ((_credentials_missing, _credentials_unmarked), "False", _credentials_good),
     "Degraded": (
         (_unreachable, _worker_failed, _lagging),
         "True",
@@ -173,25 +193,30 @@ def compute_status(o: Observed, previous: dict[str, Any] | None, now: datetime) 
         "modelTag": o.model_tag,
         "readyReplicas": _ready_replicas(o),
     }
-    # An unreachable worker keeps its last known figures: they are still the best information there is.
-    # None values are kept so that a merge patch removes figures the worker no longer reports.
-    source = o.worker if o.worker is not None else previous
+    # An unreachable worker keeps its last known figures, and a null (a worker that does not know yet, e.g.
+    # just restarted) never replaces a known value: both are still the best information there is.
+    worker = o.worker or {}
     for key in WORKER_FIELDS:
-        value = source.get(key)
+        value = worker.get(key)
+        if value is None:
+            value = previous.get(key)
         status[key] = round(value) if key == "lagSeconds" and value is not None else value
     status["conditions"] = conditions
     return status
 
 
 def transitions(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[dict[str, Any]]:
-    """Conditions whose status changed (a new condition counts only if it starts in its bad state)."""
-    old = {c.get("type"): c.get("status") for c in (previous or {}).get("conditions") or []}
+    """Conditions whose status changed (a new condition counts only if it starts in its bad state), and bad
+    conditions whose reason changed (Ready=False from WorkerNotReady to ApplyFailed is news)."""
+    old = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
     changed = []
     for cond in current["conditions"]:
+        bad = cond["status"] == BAD_STATE[cond["type"]]
         before = old.get(cond["type"])
-        if before is None and cond["status"] != BAD_STATE[cond["type"]]:
-            continue
-        if before != cond["status"]:
+        if before is None:
+            if bad:
+                changed.append(cond)
+        elif before.get("status") != cond["status"] or (bad and before.get("reason") != cond["reason"]):
             changed.append(cond)
     return changed
 

@@ -94,6 +94,12 @@ def test_sigkill_mid_run_then_restart_loses_and_duplicates_nothing(moto_endpoint
         worker.signal(signal.SIGKILL)
         worker.start()  # same state dir and results log: resumes from the checkpoint
         clips = worker.wait_clips(3)
+        # The detection figures the operator copies survive the restart (kept in the checkpoint).
+        status = wait_for(
+            lambda: (s := worker.get_json("/status")) and s["clipsTotal"] >= 1 and s,
+            30,
+            "/status after the restart",
+        )
         assert worker.signal(signal.SIGTERM) == 0, worker.log()
 
     names = [c["clip"] for c in clips]
@@ -101,6 +107,7 @@ def test_sigkill_mid_run_then_restart_loses_and_duplicates_nothing(moto_endpoint
     assert_contiguous(clips[:3])
     assert [c["positive"] for c in clips[:3]] == [True, True, False]
     assert_calls_found(sim, clips, calls)
+    assert (status["detectionsTotal"], status["lastDetectionTime"]) == (2, clips[1]["start"])
     records = journal(tmp_path, sim.stream_id)
     assert len(records) == len({r["id"] for r in records}) == 2
     spooled = [p for p in (tmp_path / "state" / "outbox").iterdir() if not p.name.startswith(".")]

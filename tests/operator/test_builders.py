@@ -9,6 +9,7 @@ from hydrophone_operator.builders.deployment import build_deployment
 from hydrophone_operator.builders.namespace import build_namespace
 from hydrophone_operator.builders.networkpolicy import build_network_policy
 from hydrophone_operator.builders.resources import cpu_threads, worker_resources
+from hydrophone_operator.builders.rolebinding import build_role_binding
 from hydrophone_operator.builders.secret import build_secret, secret_digest
 from hydrophone_operator.builders.service import build_service
 from hydrophone_operator.builders.serviceaccount import build_service_account
@@ -32,6 +33,9 @@ def test_namespace_is_restricted_owned_and_marked_as_ours(settings: OperatorSett
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
     assert labels["app.kubernetes.io/managed-by"] == "hydrophone-operator"
     assert labels["orcasound.net/hydrophone"] == "orcasound-lab"
+    # The namespace is not a worker: selectors for worker pods (name, component, instance) must not match it.
+    worker_keys = {"app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/instance"}
+    assert not worker_keys & set(labels)
     assert ns["metadata"]["ownerReferences"] == [
         {
             "apiVersion": "orcasound.net/v1alpha1",
@@ -113,7 +117,14 @@ def test_deployment_shape(settings: OperatorSettings) -> None:
     assert pod["nodeSelector"] == {"pool": "cpu"} and pod["tolerations"] == [
         {"key": "k", "operator": "Exists"}
     ]
-    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    # Spread across nodes counting every site's worker (a spread constraint would count only this namespace).
+    assert "topologySpreadConstraints" not in pod
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"] == {
+        "topologyKey": "kubernetes.io/hostname",
+        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "hydrophone-worker"}},
+        "namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "hydrophone-operator"}},
+    }
     annotations = spec["template"]["metadata"]["annotations"]
     assert annotations["orcasound.net/credentials-hash"] == "abc"
     assert annotations["orcasound.net/config-hash"] == config_digest(build_config_map(hp, settings))
@@ -137,14 +148,18 @@ def test_threads_follow_the_cpu_limit(settings: OperatorSettings) -> None:
     assert "threads: 3" in build_config_map(hp, settings)["data"]["config.yaml"]
 
 
-@pytest.mark.parametrize(("quantity", "threads"), [("1", 1), ("500m", 1), ("2", 2), ("1.5", 2), (None, 1)])
+@pytest.mark.parametrize(
+    ("quantity", "threads"),
+    # Every suffix the CRD admits is a CPU quantity to the API server too; the worker allows 256 threads.
+    [("1", 1), ("500m", 1), ("2", 2), ("1.5", 2), (None, 1), ("1k", 256), ("2Gi", 256), ("9" * 400, 256)],
+)
 def test_cpu_threads(quantity: str | None, threads: int) -> None:
     assert cpu_threads(quantity) == threads
 
 
 def test_cpu_threads_rejects_a_non_cpu_quantity() -> None:
-    with pytest.raises(ValueError, match=r"spec.worker.resources cpu: '2Gi' is not a CPU quantity"):
-        cpu_threads("2Gi")
+    with pytest.raises(ValueError, match=r"spec.worker.resources cpu: 'lots' is not a CPU quantity"):
+        cpu_threads("lots")
 
 
 def test_pod_template_does_not_depend_on_the_operator_build(settings: OperatorSettings) -> None:
@@ -194,12 +209,84 @@ def test_network_policy_allows_only_operator_monitoring_dns_and_https(settings: 
     assert egress_ports == [("TCP", 53), ("TCP", 443), ("UDP", 53)]
 
 
+@pytest.mark.parametrize(
+    ("spec", "ports"),
+    [
+        # An http:// stream gets its port (a fixed 443 rule used to block it).
+        ({"stream": {"baseUrl": "http://audio.example/bucket"}}, [80]),
+        ({"stream": {"baseUrl": "http://10.1.2.3:9000/b"}}, [9000]),
+        (
+            {
+                "publish": {
+                    "sinks": ["azure"],
+                    "azure": {
+                        "auth": "azure-ad",
+                        "blobAccountUrl": "https://acct.blob.core.windows.net",
+                        "cosmosEndpoint": "https://acct.documents.azure.com:8443/",
+                    },
+                }
+            },
+            [443, 8443],
+        ),
+        ({"publish": {"sinks": ["azure"], "azure": {"cosmosEndpoint": "https://c:444/"}}}, [443, 444]),
+        (
+            {
+                "publish": {
+                    "enabled": False,
+                    "sinks": ["azure"],
+                    "azure": {"cosmosEndpoint": "https://c:444/"},
+                }
+            },
+            [443],
+        ),
+        (
+            {"publish": {"telemetry": {"enabled": True}}, "stream": {"baseUrl": "http://s3.local:8080/b"}},
+            [443, 8080],
+        ),
+    ],
+)
+def test_egress_ports_are_those_the_sites_config_needs(spec: dict, ports: list[int]) -> None:
+    settings = OperatorSettings()
+    policy = build_network_policy(hydrophone(**spec), settings)["spec"]
+    dns, web = policy["egress"]
+    assert dns == {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+    assert [p["port"] for p in web["ports"]] == ports
+
+
+def test_egress_excepts_the_clusters_own_ranges() -> None:
+    settings = OperatorSettings(cluster_cidrs=["10.244.0.0/16", "10.96.0.0/12", "172.18.0.5/32", "fd00::/8"])
+    (_, web) = build_network_policy(hydrophone(), settings)["spec"]["egress"]
+    assert web["to"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16", "10.96.0.0/12", "172.18.0.5/32"]}},
+        {"ipBlock": {"cidr": "::/0", "except": ["fd00::/8"]}},
+    ]
+    with pytest.raises(ValueError, match="cluster_cidrs"):
+        OperatorSettings(cluster_cidrs=["10.0.0.300/8"])
+
+
+def test_site_role_binding_grants_the_site_role_to_the_operator_only() -> None:
+    settings = OperatorSettings(
+        operator_service_account="op", site_cluster_role="op-site", credentials_namespace="ops"
+    )
+    binding = build_role_binding(hydrophone(), settings)
+    assert binding["metadata"]["namespace"] == "orcasound-lab"
+    assert binding["metadata"]["name"] == "hydrophone-operator-site"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "op-site",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "op", "namespace": "ops"}]
+    assert binding["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
 def test_children_in_apply_order(settings: OperatorSettings) -> None:
     kinds = [
         c["kind"] for c in build_children(hydrophone(credentials={"secretName": "creds"}), settings, SOURCE)
     ]
     assert kinds == [
         "Namespace",
+        "RoleBinding",
         "ServiceAccount",
         "ConfigMap",
         "Secret",

@@ -15,6 +15,7 @@ import celpy
 import jsonschema
 import pytest
 import yaml
+from hydrophone_operator.resource import InvalidHydrophone, parse_hydrophone
 
 from tests.operator.conftest import EXAMPLES, ROOT, example_body
 
@@ -60,6 +61,18 @@ def _at(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
+CEL_RESERVED = {"namespace"}  # of the CEL reserved words, the ones our schema uses as property names
+
+
+def _escaped(value: Any) -> Any:
+    """Property names that are CEL reserved words are `__name__` in rules, as the API server binds them."""
+    if isinstance(value, dict):
+        return {(f"__{k}__" if k in CEL_RESERVED else k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def cel_errors(new: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
     env = celpy.Environment()
     errors = []
@@ -69,9 +82,9 @@ def cel_errors(new: dict[str, Any], old: dict[str, Any] | None = None) -> list[s
         old_value = _at(old, path) if old is not None else None
         if value is None or (transition and old_value is None):
             continue  # the API server skips rules for absent values and transition rules on create
-        activation = {"self": celpy.json_to_cel(value)}
+        activation = {"self": celpy.json_to_cel(_escaped(value))}
         if transition:
-            activation["oldSelf"] = celpy.json_to_cel(old_value)
+            activation["oldSelf"] = celpy.json_to_cel(_escaped(old_value))
         if not env.program(env.compile(rule["rule"])).evaluate(activation):
             errors.append(f"{'.'.join(path)}: {rule['message']}")
     return errors
@@ -103,7 +116,7 @@ def test_crd_identity_and_columns() -> None:
 def test_cel_rules_are_present_and_compile() -> None:
     env = celpy.Environment()
     paths = {".".join(path) for path, _ in RULES}
-    assert {"spec.streamId", "spec.namespace", "spec.detection", "spec.publish"} <= paths
+    assert {"", "spec", "spec.streamId", "spec.detection", "spec.publish", "spec.publish.azure"} <= paths
     for _, rule in RULES:
         env.compile(rule["rule"])  # raises on a malformed expression
         assert rule["message"]
@@ -196,5 +209,30 @@ def test_stream_id_and_namespace_are_immutable() -> None:
     moved = _with({"spec": {"streamId": "rpi_other", "namespace": "elsewhere"}})
     errors = cel_errors(moved, old)
     assert any(e.startswith("spec.streamId: streamId is immutable") for e in errors), errors
-    assert any(e.startswith("spec.namespace: namespace is immutable") for e in errors), errors
+    assert any(e.startswith("spec: namespace is immutable") for e in errors), errors
     assert cel_errors(moved) == []  # transition rules do not apply on create
+    # Setting it later, or removing it, would move the site just the same.
+    unset = _with({})
+    unset["spec"].pop("namespace", None)
+    assert any(e.startswith("spec: namespace is immutable") for e in cel_errors(old, unset))
+    assert any(e.startswith("spec: namespace is immutable") for e in cel_errors(unset, old))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"metadata": {"name": "a.b"}},
+        {"spec": {"streamId": "rpi_elsewhere", "location": None}},
+        {"spec": {"detection": {"windowSeconds": 2.0, "hopSeconds": 3.0}}},
+        {"spec": {"publish": {"azure": {"auth": "azure-ad", "blobAccountUrl": None}}}},
+        {"spec": {"publish": {"sinks": ["azure"], "azure": {"cosmosEndpoint": None}}}},
+    ],
+    ids=["name", "location", "hop", "azure-ad", "cosmos"],
+)
+def test_the_operator_refuses_what_each_cel_rule_refuses_with_its_message(change: dict[str, Any]) -> None:
+    body = _with(change)
+    (error,) = cel_errors(body)
+    message = error.split(": ", 1)[1]
+    with pytest.raises(InvalidHydrophone) as refused:
+        parse_hydrophone(body)
+    assert message in str(refused.value)

@@ -26,7 +26,7 @@ def test_generated_manifests_validate_strictly(path: Path, version: str, setting
     body = example_body(path)
     body["metadata"]["uid"] = "0b5a2d4e-0000-4000-8000-000000000000"
     children = build_children(parse_hydrophone(body), settings, SOURCE)
-    assert len(children) == 7
+    assert len(children) == 8  # with the site RoleBinding
     for manifest in children:
         kubernetes_validate.validate(manifest, version, strict=True)
 

@@ -44,8 +44,12 @@ def test_pause_annotation() -> None:
     ("spec", "field"),
     [
         (
-            {"streamId": "rpi_x", "worker": {"resources": {"limits": {"cpu": "2Gi"}}}},
-            "spec.worker.resources cpu",
+            {
+                "streamId": "rpi_x",
+                "publish": {"enabled": False},
+                "worker": {"resources": {"limits": {"cpu": "x"}}},
+            },
+            "spec.worker.resources",
         ),
         ({"streamId": "rpi_x", "publish": {"sinks": ["azure"]}}, "cosmosEndpoint"),
         ({"streamId": "Not Valid"}, "spec.streamId"),

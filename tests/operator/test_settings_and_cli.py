@@ -84,6 +84,7 @@ def test_render_prints_every_child_without_a_cluster(tmp_path: Path) -> None:
     docs = [d for d in yaml.safe_load_all(result.output) if d]
     assert [d["kind"] for d in docs] == [
         "Namespace",
+        "RoleBinding",
         "ServiceAccount",
         "ConfigMap",
         "Deployment",
@@ -91,9 +92,17 @@ def test_render_prints_every_child_without_a_cluster(tmp_path: Path) -> None:
         "NetworkPolicy",
     ]
     assert "# Secret orcahello-azure: copied at runtime from namespace hydrophone-system" in result.output
-    deployment = docs[3]
+    assert "# warning" not in result.output
+    deployment = docs[4]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/worker:v9"
-    assert WorkerConfig.from_yaml_text(docs[2]["data"]["config.yaml"]).model.tag == "v9"
+    assert WorkerConfig.from_yaml_text(docs[3]["data"]["config.yaml"]).model.tag == "v9"
+
+
+def test_render_without_a_worker_repository_says_nothing_is_published_there() -> None:
+    result = CliRunner().invoke(main, ["render", "-f", str(EXAMPLES[0])])
+    assert result.exit_code == 0, result.output
+    warning = "# warning: WorkerImageNotConfigured: the worker image repository is the placeholder"
+    assert warning in result.output
     assert "config.yaml: |" in result.output  # readable block, not an escaped string
 
 

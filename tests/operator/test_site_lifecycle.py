@@ -169,8 +169,10 @@ def test_ready_worker_status_reaches_the_hydrophone_and_events_fire_once(
         assert s.hp()["status"]["detectionsTotal"] == 4
         ready = [e for e in s.events() if e["reason"] == "ReadyTrue"]
         assert len(ready) == 1 and ready[0]["type"] == "Normal", s.events()
+        # One Warning per bad reason entered: LagHigh, then WorkerUnreachable.
         degraded = [e for e in s.events() if e["reason"] == "DegradedTrue"]
-        assert len(degraded) == 1 and degraded[0]["type"] == "Warning", s.events()
+        assert sorted(e["message"].split(":")[0] for e in degraded) == ["LagHigh", "WorkerUnreachable"]
+        assert {e["type"] for e in degraded} == {"Warning"}, s.events()
     finally:
         status_server.documents.pop(s.ns, None)
 
@@ -194,7 +196,7 @@ def test_model_tag_change_changes_the_image(make_site: MakeSite) -> None:
     s = make_site(site("model-tag"))
     s.wait(s.deployment, "Deployment created")
     s.patch_spec({"model": {"tag": "orcahello-srkw-detector-v1"}})
-    image = "ghcr.io/orcasound/hydrophone-worker:orcahello-srkw-detector-v1"
+    image = "registry.example/hydrophone-worker:orcahello-srkw-detector-v1"  # tests.cluster's repository
     s.wait(lambda: s.deployment()["spec"]["template"]["spec"]["containers"][0]["image"] == image, "new image")
     s.wait(lambda: s.hp()["status"].get("modelTag") == "orcahello-srkw-detector-v1", "status.modelTag")
     assert s.hp()["status"]["image"] == image
@@ -318,7 +320,11 @@ def test_credentials_follow_the_source_secret(make_site: MakeSite, cluster: Cont
     source = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "site-creds", "namespace": OPERATOR_NAMESPACE},
+        "metadata": {
+            "name": "site-creds",
+            "namespace": OPERATOR_NAMESPACE,
+            "labels": {"orcasound.net/credentials": "true"},
+        },
         "data": {"AZURE_COSMOSDB_PRIMARY_KEY": "b25l"},
     }
     cluster.create(secrets, source)
@@ -360,11 +366,13 @@ def test_an_unmanaged_namespace_is_never_adopted(make_site: MakeSite, cluster: C
         assert labels == {"team": "someone-else", "kubernetes.io/metadata.name": "taken"}
         assert s.config() is None and s.deployment() is None
 
-        # The fix the message suggests works: another namespace name.
-        s.ns = "taken-hydrophone"
-        s.patch_spec({"namespace": "taken-hydrophone"})
-        s.wait(s.deployment, "Deployment in the new namespace")
-        s.wait_condition("Ready", "False", "WorkerNotReady")
+        # The fix the message suggests works: the Hydrophone again, with another namespace name
+        # (spec.namespace cannot be set on the existing one: that would move a running site).
+        cluster.delete(s.path)
+        s.wait(lambda: s.hp() is None, "the first Hydrophone gone")
+        again = make_site(site("taken", namespace="taken-hydrophone"), "taken-hydrophone")
+        again.wait(again.deployment, "Deployment in the new namespace")
+        again.wait_condition("Ready", "False", "WorkerNotReady")
     finally:
         cluster.kubectl("delete", "namespace", "taken", "--wait=false")
 

@@ -132,3 +132,40 @@ def test_status_changed_ignores_foreign_keys() -> None:
     assert not status_changed({**status, "kopf": {"progress": {}}}, status)
     assert status_changed(status, {**status, "readyReplicas": 0})
     assert status_changed(None, status)
+
+
+def test_an_apply_failure_reaches_ready_with_the_servers_message_and_is_announced() -> None:
+    healthy = compute_status(RUNNING, None, NOW)
+    error = "applying Service orcasound-lab/hydrophone-worker failed: POST ... answered 403: terminating"
+    failed = compute_status(replace(RUNNING, apply_error=error), healthy, NOW)
+    ready = next(c for c in failed["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == ("False", "ApplyFailed", error)
+    assert [(c["type"], c["reason"]) for c in transitions(healthy, failed)] == [("Ready", "ApplyFailed")]
+    # Already not ready (no pod yet): the change of reason is still news, exactly once.
+    no_pod = replace(RUNNING, deployment_status={}, worker=None)
+    waiting = compute_status(no_pod, None, NOW)
+    failed = compute_status(replace(no_pod, apply_error=error), waiting, NOW)
+    assert [(c["type"], c["reason"]) for c in transitions(waiting, failed)] == [("Ready", "ApplyFailed")]
+    again = compute_status(replace(no_pod, apply_error=error), failed, NOW)
+    assert transitions(failed, again) == []
+
+
+def test_an_unmarked_secret_says_how_to_mark_it() -> None:
+    status = compute_status(replace(RUNNING, secret_unmarked=True), None, NOW)
+    cond = next(c for c in status["conditions"] if c["type"] == "CredentialsReady")
+    assert (cond["status"], cond["reason"]) == ("False", "SecretNotMarked")
+    assert "kubectl -n hydrophone-system label secret creds orcasound.net/credentials=true" in cond["message"]
+
+
+def test_a_restarted_worker_reporting_nulls_keeps_the_known_figures() -> None:
+    before = compute_status(
+        replace(RUNNING, worker={**RUNNING.worker, "lastDetectionTime": "2026-11-29T02:00:00Z"}), None, NOW
+    )
+    fresh = {"state": "starting", "lastSegmentTime": None, "lastDetectionTime": None, "lagSeconds": None}
+    after = compute_status(replace(RUNNING, worker={**fresh, "detectionsTotal": None}), before, NOW)
+    assert after["lastDetectionTime"] == "2026-11-29T02:00:00Z"
+    assert (after["detectionsTotal"], after["lagSeconds"]) == (3, 65)
+    assert after["lastSegmentTime"] == "2026-11-29T02:59:00Z"
+    # A value the worker does report wins.
+    newer = compute_status(replace(RUNNING, worker={**fresh, "detectionsTotal": 5}), after, NOW)
+    assert newer["detectionsTotal"] == 5

@@ -216,6 +216,15 @@ def test_switching_rule_without_its_threshold_says_which_key_to_set(tmp_path) ->
         detection(tmp_path, aggregation="positive_count")
 
 
+def test_status_starts_from_the_detections_the_checkpoint_kept(tmp_path, monkeypatch) -> None:
+    cfg = config(tmp_path)
+    store = CheckpointStore(tmp_path / "state", checkpoint_key(cfg))
+    store.write(NOW - timedelta(minutes=29), detection_at=NOW - timedelta(minutes=30))
+    worker, _ = run_worker(tmp_path, cfg, monkeypatch)
+    snapshot = worker.status.snapshot()
+    assert (snapshot.detections_total, snapshot.last_detection_time) == (1, NOW - timedelta(minutes=30))
+
+
 def test_rerunning_a_completed_range_reads_and_scores_nothing(tmp_path, monkeypatch) -> None:
     start, end = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
     cfg = config(tmp_path, mode="range", start=start.isoformat(), end=end.isoformat())

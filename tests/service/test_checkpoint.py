@@ -61,3 +61,24 @@ def test_old_checkpoint_gives_up_the_excess_as_worker_down() -> None:
     assert plan.gap.reason == "worker-down"
     assert (plan.gap.start, plan.gap.end) == (T0 - timedelta(hours=5), T0 - timedelta(hours=1))
     assert plan.gap.seconds == 4 * 3600
+
+
+def test_detection_figures_survive_a_restart_and_count_once(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, "x")
+    store.write(T0 + timedelta(seconds=60), detection_at=T0)
+    store.write(T0 + timedelta(seconds=120))
+    store.write(T0 + timedelta(seconds=180), detection_at=T0 + timedelta(seconds=120))
+    again = CheckpointStore(tmp_path, "x")  # a new process
+    progress = again.read_progress()
+    assert progress is not None
+    assert (progress.detections_total, progress.last_detection_time) == (2, T0 + timedelta(seconds=120))
+    again.write(T0 + timedelta(seconds=240))  # written without reading first: the figures carry on
+    assert CheckpointStore(tmp_path, "x").read_progress().detections_total == 2
+
+
+def test_a_checkpoint_from_before_the_figures_reads_as_none_detected(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, "x")
+    store.path.write_text('{"lastEnd": "2026-11-29T10:00:00+00:00"}')
+    progress = store.read_progress()
+    assert progress is not None and (progress.last_end, progress.detections_total) == (T0, 0)
+    assert progress.last_detection_time is None

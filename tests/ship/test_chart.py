@@ -24,9 +24,9 @@ from tests.ship.conftest import (
     one,
 )
 
-# The chart's kubeVersion floor (CEL validation rules are GA from 1.29) and the newest Kubernetes whose
+# The chart's kubeVersion floor (ValidatingAdmissionPolicy is GA from 1.30) and the newest Kubernetes whose
 # schemas kubernetes-validate ships.
-OLDEST_SUPPORTED, NEWEST_SHIPPED = "1.29.0", kubernetes_validate.latest_version()
+OLDEST_SUPPORTED, NEWEST_SHIPPED = "1.30.0", kubernetes_validate.latest_version()
 # Custom resources: kubernetes-validate has no schema for them. Hydrophones are checked against our CRD,
 # the Prometheus Operator monitors against its published models and the objects they must select.
 CUSTOM_KINDS = {"Hydrophone", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
@@ -64,11 +64,18 @@ def test_default_values_install_only_the_operator(render: Render) -> None:
     kinds = sorted(obj["kind"] for obj in render())
     assert kinds == [
         "ClusterRole",
+        "ClusterRole",  # the site role, bound only inside the site namespaces
         "ClusterRoleBinding",
         "Deployment",
         "Pod",
+        "Role",  # reading the credentials Secrets
+        "Role",  # posting Events
+        "RoleBinding",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
 
 

@@ -8,6 +8,12 @@ None of these reach the worker pod templates, so upgrading the operator does not
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+- name: HYDROPHONE_OPERATOR_OPERATOR_SERVICE_ACCOUNT
+  value: {{ include "hydrophone-operator.serviceAccountName" . | quote }}
+- name: HYDROPHONE_OPERATOR_SITE_CLUSTER_ROLE
+  value: {{ include "hydrophone-operator.siteRoleName" . | quote }}
+- name: HYDROPHONE_OPERATOR_CLUSTER_CIDRS
+  value: {{ .Values.worker.egress.clusterCidrs | toJson | quote }}
 - name: HYDROPHONE_OPERATOR_WORKER_IMAGE_REPOSITORY
   value: {{ .Values.worker.image.repository | quote }}
 - name: HYDROPHONE_OPERATOR_IMAGE_PULL_POLICY

@@ -8,6 +8,7 @@ from hydrophone_operator.builders.configmap import build_config_map
 from hydrophone_operator.builders.deployment import build_deployment
 from hydrophone_operator.builders.namespace import build_namespace
 from hydrophone_operator.builders.networkpolicy import build_network_policy
+from hydrophone_operator.builders.rolebinding import build_role_binding
 from hydrophone_operator.builders.secret import build_secret, secret_digest
 from hydrophone_operator.builders.service import build_service
 from hydrophone_operator.builders.serviceaccount import build_service_account
@@ -19,9 +20,11 @@ from hydrophone_operator.settings import OperatorSettings
 def build_children(
     hp: Hydrophone, settings: OperatorSettings, credentials_source: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """Every child in apply order (the Namespace first). The Secret copy only when its source is known."""
+    """Every child in apply order: the Namespace, then the RoleBinding that lets the operator write the rest
+    there. The Secret copy only when its source is known."""
     children = [
         build_namespace(hp, settings),
+        build_role_binding(hp, settings),
         build_service_account(hp, settings),
         build_config_map(hp, settings),
     ]

@@ -9,7 +9,7 @@ from hydrophone_worker.config import WorkerConfig, parse_config
 
 from hydrophone_operator.builders.meta import CONFIG_KEY, CONFIG_NAME, HTTP_PORT, object_meta
 from hydrophone_operator.builders.resources import worker_threads
-from hydrophone_operator.resource import Hydrophone
+from hydrophone_operator.resource import Hydrophone, dumped
 from hydrophone_operator.settings import OperatorSettings
 
 CONFIG_DIR = "/etc/hydrophone"
@@ -34,8 +34,8 @@ def worker_config(hp: Hydrophone, settings: OperatorSettings) -> WorkerConfig:
         "enabled": spec.publish.enabled,
         "sinks": spec.publish.sinks,
         "local": {"dir": f"{DATA_DIR}/detections"},
-        "azure": spec.publish.azure,
-        "telemetry": spec.publish.telemetry,
+        "azure": dumped(spec.publish.azure),
+        "telemetry": dumped(spec.publish.telemetry),
     }
     location = spec.location
     data = {

@@ -20,6 +20,8 @@ from hydrophone_operator.builders.meta import (
     CONFIG_KEY,
     CONFIG_NAME,
     CREDENTIALS_HASH_ANNOTATION,
+    MANAGED_BY,
+    MANAGER,
     WORKER,
     labels,
     object_meta,
@@ -27,7 +29,7 @@ from hydrophone_operator.builders.meta import (
 )
 from hydrophone_operator.builders.resources import worker_resources, worker_threads
 from hydrophone_operator.builders.statevolume import state_volume
-from hydrophone_operator.resource import Hydrophone
+from hydrophone_operator.resource import Hydrophone, dumped
 from hydrophone_operator.settings import OperatorSettings
 
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "HYDROPHONE_THREADS")
@@ -94,6 +96,28 @@ def _container(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
     return container
 
 
+def _spread_across_nodes() -> dict[str, Any]:
+    """Prefer a node without another site's worker, so one node loss stops few sites.
+
+    Pod anti-affinity rather than topologySpreadConstraints: a spread constraint only counts pods of the pod's
+    own namespace, where a site has exactly one; an affinity term can look across the site namespaces.
+    """
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": WORKER}},
+                        "namespaceSelector": {"matchLabels": {MANAGED_BY: MANAGER}},
+                    },
+                }
+            ]
+        }
+    }
+
+
 def _pod_spec(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
     uid = settings.worker_uid
     spec: dict[str, Any] = {
@@ -114,20 +138,12 @@ def _pod_spec(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
             {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
             state_volume(settings),
         ],
-        # Spread the fleet's workers (all sites) across nodes so one node loss stops few sites.
-        "topologySpreadConstraints": [
-            {
-                "maxSkew": 1,
-                "topologyKey": "kubernetes.io/hostname",
-                "whenUnsatisfiable": "ScheduleAnyway",
-                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": WORKER}},
-            }
-        ],
+        "affinity": _spread_across_nodes(),
     }
     if hp.spec.worker.node_selector:
         spec["nodeSelector"] = dict(hp.spec.worker.node_selector)
     if hp.spec.worker.tolerations:
-        spec["tolerations"] = [dict(t) for t in hp.spec.worker.tolerations]
+        spec["tolerations"] = [dumped(t) for t in hp.spec.worker.tolerations]
     return spec
 
 

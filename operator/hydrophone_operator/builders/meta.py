@@ -32,6 +32,11 @@ def labels(hp: Hydrophone) -> dict[str, str]:
     }
 
 
+def site_labels(hp: Hydrophone) -> dict[str, str]:
+    """What marks a site's namespace as ours; never the worker's name/component labels (it is no worker)."""
+    return {"app.kubernetes.io/part-of": MANAGER, MANAGED_BY: MANAGER, HYDROPHONE_LABEL: hp.name}
+
+
 def owner_reference(hp: Hydrophone) -> dict[str, Any]:
     return {
         "apiVersion": f"{API_GROUP}/{API_VERSION}",

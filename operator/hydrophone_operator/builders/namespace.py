@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydrophone_operator.builders.meta import object_meta
+from hydrophone_operator.builders.meta import object_meta, site_labels
 from hydrophone_operator.resource import Hydrophone
 from hydrophone_operator.settings import OperatorSettings
 
@@ -17,5 +17,5 @@ POD_SECURITY = {
 
 def build_namespace(hp: Hydrophone, settings: OperatorSettings) -> dict[str, Any]:
     meta = object_meta(hp, hp.namespace, namespaced=False)
-    meta["labels"] = {**meta["labels"], **POD_SECURITY}
+    meta["labels"] = {**site_labels(hp), **POD_SECURITY}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}

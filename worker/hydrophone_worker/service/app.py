@@ -249,6 +249,7 @@ class Worker:
         if delivery:
             delivery.start()
         checkpoint = CheckpointStore(self.config.state.dir, checkpoint_key(self.config))
+        self.status.restore(checkpoint.read_progress())
         runner = Runner(
             self.settings(),
             reader_factory=self.reader_factory,

@@ -190,7 +190,7 @@ class Runner:
             detection = self._outbox.put(clip, score, self._location)
         if self._results is not None:
             self._results.append(clip_entry(clip, score, detection), clip.end)
-        self._checkpoint.write(clip.end)
+        self._checkpoint.write(clip.end, detection_at=clip.start if score.positive else None)
         self._account_clip(clip, score, scoring_s, detection)
 
     def _account_clip(self, clip: Clip, score: ClipScore, scoring_s: float, detection: str | None) -> None:

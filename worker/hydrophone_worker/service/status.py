@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from hydrophone_worker.service.checkpoint import Progress
+
 RunState = Literal["starting", "running", "lagging", "waiting", "stopping", "stopped", "failed"]
 
 
@@ -79,6 +81,13 @@ class WorkerStatus:
     def update(self, **changes: Any) -> None:
         with self._lock:
             self._snapshot = replace(self._snapshot, **changes)
+
+    def restore(self, progress: Progress | None) -> None:
+        """The detection figures a previous run left in the checkpoint: /status does not restart from zero."""
+        if progress is not None:
+            self.update(
+                detections_total=progress.detections_total, last_detection_time=progress.last_detection_time
+            )
 
     def bump(self, **increments: int) -> None:
         with self._lock:
