@@ -159,11 +159,12 @@ def test_the_operator_on_the_charts_token_sets_up_a_site_without_a_403(
         assert can_i(cluster, "get", "secrets", "rbac-site")  # through the binding it made there
         s.wait(lambda: s.events(), "an Event about the site")
         s.wait_resyncs(1)
-        # RBAC refusals (the kube layer's and kopf's wording), not deliberate admission refusals.
+        # RBAC refusals (the kube layer's and kopf's wording) about this site; the operator is shared with
+        # other tests, whose sites may be torn down mid-pass (their namespace Terminating, its binding gone).
         forbidden = [
             line
             for line in operator.log_text().splitlines()
-            if "answered 403" in line or "APIForbiddenError" in line
+            if ("answered 403" in line or "APIForbiddenError" in line) and "rbac-site" in line
         ]
         assert not forbidden, "\n".join(forbidden[:10])
     finally:
