@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 DEFAULT_BASE_URL = "https://s3-us-west-2.amazonaws.com/audio-orcasound-net"
 STREAM_ID_PATTERN = r"^[a-z0-9_]{1,63}$"
@@ -222,7 +223,7 @@ class TelemetryConfig(_Section):
 
 class PublishConfig(_Section):
     enabled: bool = True  # false = detect and log only (upstream upload_to_azure: false)
-    sinks: list[Literal["local", "azure"]] = Field(default_factory=lambda: ["local"], min_length=1)
+    sinks: list[Literal["local", "azure"]] = Field(default_factory=lambda: ["local"], min_length=1)  # type: ignore[arg-type]
     local: LocalSinkConfig = Field(default_factory=LocalSinkConfig)
     azure: AzureSinkConfig = Field(default_factory=AzureSinkConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
@@ -382,7 +383,7 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
     return f"correct it (every key and its allowed values are in {EXAMPLE})"
 
 
-def _problem_line(error: dict[str, Any]) -> str:
+def _problem_line(error: ErrorDetails) -> str:
     loc = tuple(error["loc"])
     path = ".".join(_short_key(p) for p in loc) or "(top level)"
     kind = error["type"]

@@ -30,7 +30,7 @@ import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeGuard
 
 import torch
 
@@ -145,6 +145,8 @@ class InertStub:
     """Stands in for a class or function named by the pickle. Calling it records, never runs, anything."""
 
     stub_of: ClassVar[str] = "?"
+    stub_args: tuple[Any, ...]
+    stub_kwargs: dict[str, Any]
     # Read by torch's legacy loader when the pickled module source differs from the "current" one.
     dump_patches: ClassVar[bool] = False
 
@@ -300,7 +302,7 @@ def _collect_tensors(root: Any, out: dict[str, torch.Tensor]) -> None:
         pending.extend((child, f"{prefix}{name}.", depth + 1) for name, child in reversed(children))
 
 
-def _is_state_dict(value: Any) -> bool:
+def _is_state_dict(value: Any) -> TypeGuard[Mapping[str, torch.Tensor]]:
     return (
         isinstance(value, Mapping)
         and bool(value)

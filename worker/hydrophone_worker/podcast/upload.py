@@ -120,6 +120,10 @@ class RoundUploader:
         self._sleep = sleep
         self.retries = 0  # attempts that failed transiently and were retried
 
+    def _pause(self, seconds: float) -> None:
+        # tenacity wants a sleep returning None; an Event.wait (returns bool) may be given.
+        self._sleep(seconds)
+
     @property
     def account(self) -> str:
         return f"storage account {self._service.account_name!r}"
@@ -131,7 +135,7 @@ class RoundUploader:
             log.warning(
                 "%s: %s (attempt %d of %d); retrying",
                 what,
-                _reason(state.outcome.exception()),
+                _reason(state.outcome.exception() or Exception("no exception")),
                 state.attempt_number,
                 self.policy.attempts,
             )
@@ -141,7 +145,7 @@ class RoundUploader:
             wait=wait_exponential(multiplier=self.policy.initial_s, max=self.policy.max_s)
             + wait_random(0, self.policy.jitter_s),
             stop=stop_after_attempt(self.policy.attempts),
-            sleep=self._sleep,
+            sleep=self._pause,
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
-from hydrophone_worker.service.logs import configure_logging
+from hydrophone_worker.service.logs import LogFormat, configure_logging
 
 if TYPE_CHECKING:  # the worker's modules load torch, PyAV and the Azure SDKs: only when a command runs
     from hydrophone_worker.service.runner import RunSummary
@@ -131,12 +131,12 @@ def run(
     config_path: Path,
     max_clips: int | None,
     results_log: Path | None,
-    log_format: str,
+    log_format: LogFormat,
     port: int | None,
     model_dir: Path | None,
 ) -> None:
     """Follow a hydrophone (or a range, with mode: range): detect calls, publish them, serve the probes."""
-    configure_logging(log_format)  # type: ignore[arg-type]
+    configure_logging(log_format)
     config = _override(
         _as_data(_load(config_path)),
         {"server": {"port": port}, "model": {"dir": str(model_dir) if model_dir else None}},
@@ -171,7 +171,7 @@ def backfill(
     config_path: Path | None,
     base_url: str | None,
     results_log: Path | None,
-    log_format: str,
+    log_format: LogFormat,
     port: int | None,
     model_dir: Path | None,
 ) -> None:

@@ -81,13 +81,17 @@ class Fetcher:
         self.errors: Counter[str] = errors if errors is not None else Counter()
         self._sleep = sleep
 
+    def _pause(self, seconds: float) -> None:
+        # tenacity wants a sleep returning None; an Event.wait (returns bool) may be given.
+        self._sleep(seconds)
+
     def get(self, url: str, *, etag: str | None = None) -> Fetched:
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
             wait=wait_exponential(multiplier=self.policy.initial_s, max=self.policy.max_s)
             + wait_random(0, self.policy.jitter_s),
             stop=stop_after_attempt(self.policy.attempts),
-            sleep=self._sleep,
+            sleep=self._pause,
             reraise=True,
         )
         try:
