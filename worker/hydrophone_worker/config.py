@@ -33,6 +33,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
+from hydrophone_worker.detector.rules import Aggregation
+
 DEFAULT_BASE_URL = "https://s3-us-west-2.amazonaws.com/audio-orcasound-net"
 STREAM_ID_PATTERN = r"^[a-z0-9_]{1,63}$"
 SECRET_ENV_VARS = (
@@ -151,7 +153,6 @@ class ModelSection(_Section):
     tag: str | None = None  # reported in /status; None = the model's own name
 
 
-Aggregation = Literal["mean_top_k", "mean_thresholded", "positive_count"]
 # The Hydrophone resource spells rules in camelCase; accept both.
 _AGGREGATION_ALIASES = {
     "meanTopK": "mean_top_k",

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hydrophone_worker.detector import frontend
-from hydrophone_worker.detector.aggregation import AGGREGATIONS
 from hydrophone_worker.detector.backend import (
     BACKEND_CHOICES,
     BACKEND_ENV,
@@ -23,6 +22,7 @@ from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS, check_precisi
 from hydrophone_worker.detector.longfile import score_file
 from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
+from hydrophone_worker.detector.rules import AGGREGATIONS
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
 
 EXIT_UNREADABLE = 2

@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from hydrophone_worker.detector.network import ARCHITECTURES, build_network
+from hydrophone_worker.detector.rules import Aggregation, global_threshold_problem
 
 CONFIG_FILE = "config.yaml"
 # What huggingface_hub's PyTorchModelHubMixin.save_pretrained writes: the constructor's `config` dict
@@ -43,8 +44,6 @@ HUB_CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
 TORCH_FILE = "model.pt"
 WEIGHTS_FILES = (SAFETENSORS_FILE, TORCH_FILE)
-
-AggregationStrategy = Literal["mean_top_k", "mean_thresholded", "positive_count"]
 
 
 class ModelDirError(ValueError):
@@ -139,7 +138,7 @@ class InferenceSection(_Section):
 
 
 class GlobalPredictionSection(_Section):
-    aggregation_strategy: AggregationStrategy = "mean_top_k"
+    aggregation_strategy: Aggregation = "mean_top_k"
     mean_top_k: PositiveInt = 2
     pred_local_threshold: float = Field(0.5, ge=0.0, le=1.0)
     # A confidence in [0, 1] for mean_top_k / mean_thresholded; for positive_count the minimum number of
@@ -148,18 +147,11 @@ class GlobalPredictionSection(_Section):
 
     @model_validator(mode="after")
     def _global_threshold_matches_strategy(self) -> Self:
-        threshold = self.pred_global_threshold
-        if self.aggregation_strategy == "positive_count":
-            if threshold < 1 or not float(threshold).is_integer():
-                raise ValueError(
-                    f"pred_global_threshold {threshold} must be a whole number of positive seconds >= 1 "
-                    "with aggregation_strategy positive_count (the 2020 rule uses 3)"
-                )
-        elif threshold > 1:
-            raise ValueError(
-                f"pred_global_threshold {threshold} must be a confidence in [0, 1] with aggregation_strategy "
-                f"{self.aggregation_strategy} (a count like 3 belongs to positive_count)"
-            )
+        problem = global_threshold_problem(
+            self.aggregation_strategy, self.pred_global_threshold, key="pred_global_threshold"
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
