@@ -41,14 +41,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from hydrophone_worker.sim.s3server import MotoServer
-
-    with MotoServer() as endpoint:
-        yield endpoint
-
-
 @dataclass
 class WorkerProcess:
     """One `hydrophone-worker run` subprocess and the files it writes."""
