@@ -64,7 +64,7 @@ lint: $(STAMP)
 # Offline: moto on 127.0.0.1, the simulator (accelerated), `hydrophone-worker run` with the demo model.
 # Needs only the Python environment (no npm emulators).
 demo: $(STAMP)
-	$(PY) -m hydrophone_worker.service.demo
+	$(PY) tools/demo.py
 
 bench: setup control-plane
 	$(PY) benchmarks/detector.py

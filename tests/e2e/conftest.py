@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from hydrophone_worker.service.demo import REPO, read_results, worker_command
+
+from tools.demo import REPO, read_results, worker_command
 
 DEMO_MODEL = REPO / "models" / "demo"
 SPEED = 20.0  # a 60 s clip every 3 s of wall time

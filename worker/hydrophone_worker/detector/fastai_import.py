@@ -40,7 +40,7 @@ from hydrophone_worker.detector.modeldir import (
     InferenceSection,
     ModelConfig,
     ModelDirError,
-    ModelSection,
+    NetworkSection,
     save_model_dir,
 )
 
@@ -353,7 +353,7 @@ def config_2020(name: str = DEFAULT_NAME) -> ModelConfig:
     """The 2020-2025 production rules the fastai model ran with (UPSTREAM §3)."""
     return ModelConfig(
         audio=AudioSection(normalize=False),
-        model=ModelSection(architecture="resnet50", name=name),
+        model=NetworkSection(architecture="resnet50", name=name),
         inference=InferenceSection(window_s=2.0, window_hop_s=1.0),
         global_prediction=GlobalPredictionSection(
             aggregation_strategy="positive_count", pred_local_threshold=0.5, pred_global_threshold=3

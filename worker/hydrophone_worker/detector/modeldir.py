@@ -103,7 +103,7 @@ class SpectrogramSection(_Section):
     top_db: PositiveFloat = 100.0
 
 
-class ModelSection(_Section):
+class NetworkSection(_Section):
     FIXED = ("input_pad_s", "num_classes", "call_class_index")
 
     # Ours, not upstream's: which network in ARCHITECTURES the weights belong to.
@@ -160,7 +160,7 @@ class ModelConfig(_Section):
 
     audio: AudioSection = Field(default_factory=AudioSection)
     spectrogram: SpectrogramSection = Field(default_factory=SpectrogramSection)
-    model: ModelSection = Field(default_factory=ModelSection)
+    model: NetworkSection = Field(default_factory=NetworkSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     global_prediction: GlobalPredictionSection = Field(default_factory=GlobalPredictionSection)
 
@@ -206,7 +206,7 @@ def _describe_validation_error(err: ValidationError) -> list[str]:
     return lines
 
 
-def parse_config(data: Any, source: str = CONFIG_FILE) -> ModelConfig:
+def parse_model_config(data: Any, source: str = CONFIG_FILE) -> ModelConfig:
     """Validate a mapping read from `source`; every problem is reported at once, each with its key path."""
     if not isinstance(data, Mapping):
         sections = ", ".join(ModelConfig.model_fields)
@@ -232,13 +232,13 @@ def read_config(directory: Path) -> ModelConfig:
             data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ModelDirError(f"{yaml_path}: not valid YAML: {exc}") from None
-        return parse_config(data, str(yaml_path))
+        return parse_model_config(data, str(yaml_path))
     if json_path.is_file():
         try:
             data = json.loads(json_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelDirError(f"{json_path}: not valid JSON: {exc}") from None
-        return parse_config(data, str(json_path))
+        return parse_model_config(data, str(json_path))
     raise ModelDirError(
         f"{directory}: no {CONFIG_FILE} (a model directory needs {CONFIG_FILE} and {SAFETENSORS_FILE})"
     )
