@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from hydrophone_worker.detector.rules import Aggregation
+from hydrophone_worker.errors import WorkerError
 
 DEFAULT_BASE_URL = "https://s3-us-west-2.amazonaws.com/audio-orcasound-net"
 STREAM_ID_PATTERN = r"^[a-z0-9_]{1,63}$"
@@ -50,7 +51,7 @@ EXAMPLE = "examples/worker-config.yaml"
 FIX = " — fix: "
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkerError, ValueError):
     """A configuration problem, as readable lines: `<field path>: <problem> — fix: <what to do>`."""
 
     def __init__(self, source: str, problems: list[str]):

@@ -24,6 +24,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 from hydrophone_worker.detector.frontend import FRAMES, N_MELS
+from hydrophone_worker.errors import WorkerError
 
 if TYPE_CHECKING:
     from hydrophone_worker.detector.backend import Backend
@@ -46,7 +47,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 log = logging.getLogger(__name__)
 
 
-class PrecisionUnsupported(ValueError):
+class PrecisionUnsupported(WorkerError, ValueError):
     """bf16 asked for on a CPU without bf16 instructions, or a backend that cannot run the request."""
 
 

@@ -20,6 +20,7 @@ import scipy.fft
 from scipy.signal import resample_poly
 from scipy.sparse import csr_array
 
+from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.pcm import FrameReader
 
 SAMPLE_RATE = 20_000
@@ -34,7 +35,7 @@ FRAMES = int(4.0 * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the network w
 PAD_DB = 0.0  # quirk 2
 
 
-class AudioDecodeError(Exception):
+class AudioDecodeError(WorkerError):
     """A file that cannot be turned into audio; the message names the file and the reason."""
 
     def __init__(self, path: Path | str, reason: str):

@@ -36,6 +36,7 @@ from torch import nn
 
 from hydrophone_worker.detector.network import ARCHITECTURES, build_network
 from hydrophone_worker.detector.rules import Aggregation, global_threshold_problem
+from hydrophone_worker.errors import WorkerError
 
 CONFIG_FILE = "config.yaml"
 # What huggingface_hub's PyTorchModelHubMixin.save_pretrained writes: the constructor's `config` dict
@@ -46,7 +47,7 @@ TORCH_FILE = "model.pt"
 WEIGHTS_FILES = (SAFETENSORS_FILE, TORCH_FILE)
 
 
-class ModelDirError(ValueError):
+class ModelDirError(WorkerError, ValueError):
     """A model directory (or one of its files) cannot be used; the message names the file and the fix."""
 
 

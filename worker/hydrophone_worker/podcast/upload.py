@@ -33,6 +33,7 @@ from tenacity import (
     wait_random,
 )
 
+from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.podcast.dataset import DatasetFolder
 from hydrophone_worker.podcast.round import (
     AUDIO_CONTAINER,
@@ -51,15 +52,15 @@ _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "
 _RETRIED_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-class UploadSetupError(ValueError):
+class UploadSetupError(WorkerError, ValueError):
     """The connection string cannot be used; the message says what to fix (and never quotes it)."""
 
 
-class UploadRefused(RuntimeError):
+class UploadRefused(WorkerError, RuntimeError):
     """Storage answered with a refusal a person must fix (credentials, a bad name)."""
 
 
-class Unreachable(RuntimeError):
+class Unreachable(WorkerError, RuntimeError):
     """Transient failures outlasted the retries."""
 
 

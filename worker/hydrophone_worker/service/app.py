@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.service.checkpoint import CheckpointStore, plan_resume
@@ -38,7 +39,7 @@ log = logging.getLogger("hydrophone_worker.run")
 MODEL_DIR_FIX = "point model.dir (or --model) at a directory holding config.yaml and model.safetensors"
 
 
-class WorkerSetupError(RuntimeError):
+class WorkerSetupError(WorkerError, RuntimeError):
     """The worker cannot start (model, sinks, state dir); the message says what to fix."""
 
 

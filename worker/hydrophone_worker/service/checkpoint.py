@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from hydrophone_worker.domain import Gap, utc
+from hydrophone_worker.errors import WorkerError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(WorkerError, RuntimeError):
     """The checkpoint file cannot be read or written; the message names the path and the fix."""
 
 

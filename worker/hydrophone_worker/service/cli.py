@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
+from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.service.logs import LogFormat, configure_logging
 
 if TYPE_CHECKING:  # the worker's modules load torch, PyAV and the Azure SDKs: only when a command runs
@@ -37,7 +38,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-class BadInput(click.ClickException):
+class BadInput(WorkerError, click.ClickException):
     """Bad input (config file, options, model directory, credentials): clean lines naming the fix, exit 2."""
 
     exit_code = 2

@@ -17,6 +17,8 @@ from typing import Literal
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from hydrophone_worker.errors import WorkerError
+
 log = logging.getLogger(__name__)
 
 FailureKind = Literal["timeout", "connection", "server-error", "client-error"]
@@ -31,7 +33,7 @@ class RetryPolicy:
     jitter_s: float = 0.5
 
 
-class FetchError(Exception):
+class FetchError(WorkerError):
     """A request failed for good (retries exhausted, or an unexpected client error)."""
 
     def __init__(self, url: str, kind: FailureKind, detail: str) -> None:

@@ -25,13 +25,14 @@ from datetime import UTC, datetime, timedelta
 import m3u8
 
 from hydrophone_worker.domain import SegmentRef
+from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.source.layout import AUDIO_OFFSET_S
 
 # An Orcasound segment's usual length: stands in for EXTINF when no listed segment has a usable one.
 NOMINAL_SEGMENT_S = 10.005333
 
 
-class PlaylistError(ValueError):
+class PlaylistError(WorkerError, ValueError):
     """The playlist text is not a usable HLS media playlist."""
 
 
