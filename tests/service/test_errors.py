@@ -1,4 +1,4 @@
-"""Every error the worker raises on purpose shares one base, so a caller can tell them from bugs."""
+"""Every error the worker raises on purpose shares one base (hydrophone_worker.WorkerError)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import inspect
 import pkgutil
 
 import hydrophone_worker
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 
 
 def _public_exceptions() -> list[type[BaseException]]:

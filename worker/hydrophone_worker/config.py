@@ -33,8 +33,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-from hydrophone_worker.detector.rules import Aggregation
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 
 DEFAULT_BASE_URL = "https://s3-us-west-2.amazonaws.com/audio-orcasound-net"
 STREAM_ID_PATTERN = r"^[a-z0-9_]{1,63}$"
@@ -154,6 +153,10 @@ class ModelSection(_Section):
     tag: str | None = None  # reported in /status; None = the model's own name
 
 
+# The decision rules, here because the operator may import no other worker module: the model config,
+# DetectionParams and `detect` import them from here (via detector/rules.py).
+Aggregation = Literal["mean_top_k", "mean_thresholded", "positive_count"]
+AGGREGATIONS: tuple[Aggregation, ...] = ("mean_top_k", "mean_thresholded", "positive_count")
 # The Hydrophone resource spells rules in camelCase; accept both.
 _AGGREGATION_ALIASES = {
     "meanTopK": "mean_top_k",

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 
 MAX_CHANNELS = 64  # libswresample's limit; more means a header that lies
 

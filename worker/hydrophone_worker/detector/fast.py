@@ -22,9 +22,9 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 from hydrophone_worker.detector.frontend import FRAMES, N_MELS
-from hydrophone_worker.errors import WorkerError
 
 if TYPE_CHECKING:
     from hydrophone_worker.detector.backend import Backend

@@ -20,7 +20,7 @@ import scipy.fft
 from scipy.signal import resample_poly
 from scipy.sparse import csr_array
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 from hydrophone_worker.pcm import FrameReader
 
 SAMPLE_RATE = 20_000

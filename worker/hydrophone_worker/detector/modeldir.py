@@ -34,9 +34,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.detector.network import ARCHITECTURES, build_network
 from hydrophone_worker.detector.rules import Aggregation, global_threshold_problem
-from hydrophone_worker.errors import WorkerError
 
 CONFIG_FILE = "config.yaml"
 # What huggingface_hub's PyTorchModelHubMixin.save_pretrained writes: the constructor's `config` dict

@@ -1,16 +1,14 @@
-"""The decision rules' names and the kind of global threshold each takes: no numpy, no torch.
+"""The kind of global threshold each decision rule takes, checked in one place: no numpy, no torch.
 
-The worker config (imported by the operator image, which has neither) and the model directory's config
-use these as much as the detector does.
+The rule names themselves (Aggregation) are defined in hydrophone_worker.config, the one worker module the
+operator image imports, and re-exported here for the detector.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from hydrophone_worker.config import AGGREGATIONS, Aggregation
 
-# The one list of decision rules: the model's config.yaml, DetectionParams and the worker config use it.
-Aggregation = Literal["mean_top_k", "mean_thresholded", "positive_count"]
-AGGREGATIONS: tuple[Aggregation, ...] = ("mean_top_k", "mean_thresholded", "positive_count")
+__all__ = ["AGGREGATIONS", "Aggregation", "global_threshold_problem"]
 
 
 def global_threshold_problem(rule: str, threshold: float, key: str = "global_threshold") -> str | None:

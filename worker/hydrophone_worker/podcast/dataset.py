@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 from hydrophone_worker.podcast.round import TSV_FILE, merge_tsv, tsv_clips
 from hydrophone_worker.publish.durable import describe, ensure_writable, write_atomic
 

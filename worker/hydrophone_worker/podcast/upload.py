@@ -33,7 +33,7 @@ from tenacity import (
     wait_random,
 )
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 from hydrophone_worker.podcast.dataset import DatasetFolder
 from hydrophone_worker.podcast.round import (
     AUDIO_CONTAINER,

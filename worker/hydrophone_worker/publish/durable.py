@@ -7,7 +7,7 @@ import os
 import uuid
 from pathlib import Path
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 
 
 class SpoolError(WorkerError, OSError):

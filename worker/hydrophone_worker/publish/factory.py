@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.config import AzureSinkConfig, PublishConfig
-from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.publish.outbox import Sink
 from hydrophone_worker.publish.sinks.local import LocalSink
 

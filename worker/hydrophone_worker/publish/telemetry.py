@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 from hydrophone_worker.publish.outbox import Outbox, OutboxEntry
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.config import WorkerConfig
-from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.service.checkpoint import CheckpointStore, plan_resume

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.domain import Gap, utc
-from hydrophone_worker.errors import WorkerError
 
 
 class CheckpointError(WorkerError, RuntimeError):

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
-from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.service.logs import LogFormat, configure_logging
 
 if TYPE_CHECKING:  # the worker's modules load torch, PyAV and the Azure SDKs: only when a command runs

@@ -12,7 +12,7 @@ import io
 import av
 import numpy as np
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 from hydrophone_worker.pcm import FrameError, FrameReader
 
 

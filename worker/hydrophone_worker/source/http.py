@@ -17,7 +17,7 @@ from typing import Literal
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 
 log = logging.getLogger(__name__)
 

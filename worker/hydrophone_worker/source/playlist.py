@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta
 
 import m3u8
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.domain import SegmentRef
-from hydrophone_worker.errors import WorkerError
 from hydrophone_worker.source.layout import AUDIO_OFFSET_S
 
 # An Orcasound segment's usual length: stands in for EXTINF when no listed segment has a usable one.

@@ -21,7 +21,7 @@ from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
-from hydrophone_worker.errors import WorkerError
+from hydrophone_worker import WorkerError
 from hydrophone_worker.publish.outbox import OutboxEntry
 from hydrophone_worker.publish.record import MODERATOR_FIELDS
 
