@@ -48,7 +48,11 @@ from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.modeldir import ModelConfig, save_model_dir
 from hydrophone_worker.detector.network import build_network
 from hydrophone_worker.service.app import RunOptions, Worker, load_scorer
-from hydrophone_worker.service.demo import CLIP_S, simulator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the simulator harness is the development tool tools/demo.py
+
+from tools.demo import CLIP_S, simulator  # noqa: E402
 
 # (stage, module path fragment, function name): the cumulative CPU time of these calls is the stage's share.
 STAGES = (

@@ -34,7 +34,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTROL_PLANE = ROOT / "tools" / "control_plane.py"

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_BIN = ROOT / "node_modules" / ".bin"

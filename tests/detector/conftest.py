@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -53,12 +50,3 @@ def seeded_resnet(seed: int = 0) -> nn.Module:
 @pytest.fixture(scope="session")
 def resnet() -> nn.Module:
     return seeded_resnet(0)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def onnx_cache(tmp_path_factory) -> Iterator[Path]:
-    """Exported ONNX networks go to a per-run cache, not the user's ~/.cache (subprocesses inherit it)."""
-    root = tmp_path_factory.mktemp("xdg-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(root))
-        yield root / "hydrophone-worker" / "onnx"

@@ -19,10 +19,10 @@ from hydrophone_worker.detector.modeldir import (
     InferenceSection,
     ModelConfig,
     ModelDirError,
-    ModelSection,
+    NetworkSection,
     config_to_yaml,
     load_model_dir,
-    parse_config,
+    parse_model_config,
     save_model_dir,
 )
 from hydrophone_worker.detector.network import build_network
@@ -70,7 +70,7 @@ global_prediction:
   pred_global_threshold: 0.6  # applied to global_confidence for file-level prediction
 """
 
-DEMO_CONFIG = ModelConfig(model=ModelSection(architecture="demo-cnn", name="demo"))
+DEMO_CONFIG = ModelConfig(model=NetworkSection(architecture="demo-cnn", name="demo"))
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -112,7 +112,7 @@ def _outputs(network: torch.nn.Module) -> torch.Tensor:
 
 
 def test_upstream_published_config_loads_unchanged(tmp_path: Path, demo_network: torch.nn.Module) -> None:
-    config = parse_config(yaml.safe_load(UPSTREAM_CONFIG_YAML))
+    config = parse_model_config(yaml.safe_load(UPSTREAM_CONFIG_YAML))
     assert config.model.architecture == "resnet50"  # ours; absent upstream
     assert config.model.name == "orcahello-srkw-detector-v1"
     assert (config.audio.resample_rate, config.audio.normalize) == (20000, True)
@@ -134,7 +134,7 @@ def test_upstream_published_config_loads_unchanged(tmp_path: Path, demo_network:
 
 def test_unknown_key_is_refused_with_the_allowed_keys() -> None:
     with pytest.raises(ModelDirError) as err:
-        parse_config({"inference": {"window_s": 3.0, "window_hop": 2.0}}, "m/config.yaml")
+        parse_model_config({"inference": {"window_s": 3.0, "window_hop": 2.0}}, "m/config.yaml")
     message = str(err.value)
     assert "m/config.yaml" in message
     assert "inference.window_hop: unknown key" in message
@@ -143,7 +143,7 @@ def test_unknown_key_is_refused_with_the_allowed_keys() -> None:
 
 def test_unknown_section_is_refused() -> None:
     with pytest.raises(ModelDirError, match=r"postprocess: unknown key; allowed here: audio, spectrogram"):
-        parse_config({"postprocess": {}})
+        parse_model_config({"postprocess": {}})
 
 
 def test_every_bad_value_is_reported_at_once_with_its_key() -> None:
@@ -154,7 +154,7 @@ def test_every_bad_value_is_reported_at_once_with_its_key() -> None:
         "model": {"architecture": "vgg16"},
     }
     with pytest.raises(ModelDirError) as err:
-        parse_config(bad)
+        parse_model_config(bad)
     message = str(err.value)
     assert "spectrogram.n_fft: Input should be greater than 0 (got 0)" in message
     assert "inference.window_hop_s: Input should be greater than 0 (got -1)" in message
@@ -182,11 +182,11 @@ def test_every_bad_value_is_reported_at_once_with_its_key() -> None:
 )
 def test_global_threshold_must_suit_the_strategy(section: dict[str, object], expected: str) -> None:
     with pytest.raises(ModelDirError, match=expected):
-        parse_config({"global_prediction": section})
+        parse_model_config({"global_prediction": section})
 
 
 def test_positive_count_takes_a_count() -> None:
-    rules = parse_config(
+    rules = parse_model_config(
         {"global_prediction": {"aggregation_strategy": "positive_count", "pred_global_threshold": 3}}
     )
     assert rules.global_prediction.pred_global_threshold == 3
@@ -195,7 +195,7 @@ def test_positive_count_takes_a_count() -> None:
 def test_settings_the_frontend_does_not_implement_are_refused() -> None:
     # Accepting them would silently score with the published pipeline anyway.
     with pytest.raises(ModelDirError) as err:
-        parse_config(
+        parse_model_config(
             {
                 "spectrogram": {"n_fft": 1024, "sample_rate": 20000},
                 "audio": {"resample_rate": 16000},
@@ -212,18 +212,20 @@ def test_settings_the_frontend_does_not_implement_are_refused() -> None:
 
 
 def test_integer_spellings_of_fixed_floats_are_fine() -> None:
-    config = parse_config({"spectrogram": {"mel_f_max": 10000, "top_db": 100}, "model": {"input_pad_s": 4}})
+    config = parse_model_config(
+        {"spectrogram": {"mel_f_max": 10000, "top_db": 100}, "model": {"input_pad_s": 4}}
+    )
     assert config == ModelConfig()
 
 
 def test_config_must_be_a_mapping() -> None:
     with pytest.raises(ModelDirError, match="expected a mapping with the sections audio, spectrogram"):
-        parse_config(["audio"])
+        parse_model_config(["audio"])
 
 
 def test_config_yaml_round_trips() -> None:
     config = ModelConfig(inference=InferenceSection(window_s=2.0, window_hop_s=1.0))
-    assert parse_config(yaml.safe_load(config_to_yaml(config))) == config
+    assert parse_model_config(yaml.safe_load(config_to_yaml(config))) == config
 
 
 # --- loading -----------------------------------------------------------------------------------------

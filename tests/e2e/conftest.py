@@ -18,7 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from hydrophone_worker.service.demo import REPO, read_results, worker_command
+
+from tools.demo import REPO, read_results, worker_command
 
 DEMO_MODEL = REPO / "models" / "demo"
 SPEED = 20.0  # a 60 s clip every 3 s of wall time
@@ -39,14 +40,6 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from hydrophone_worker.sim.s3server import MotoServer
-
-    with MotoServer() as endpoint:
-        yield endpoint
 
 
 @dataclass

@@ -19,10 +19,10 @@ import httpx
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 from azure.storage.blob import BlobServiceClient
-from hydrophone_worker.service.demo import REPO, detection_times, read_results, simulator
 
 from tests.e2e.conftest import SPEED, journal, wait_for, worker_config
 from tests.emulators import AZURITE_KEY
+from tools.demo import REPO, detection_times, read_results, simulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -212,8 +212,7 @@ def test_make_demo_finds_the_calls(tmp_path):
     done = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "hydrophone_worker.service.demo",
+            str(REPO / "tools" / "demo.py"),
             "--minutes",
             "2",
             "--speed",

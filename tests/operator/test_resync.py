@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from hydrophone_operator.handlers import Resync
 
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 
 class Fleet:

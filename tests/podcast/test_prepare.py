@@ -26,7 +26,7 @@ from tests.podcast.conftest import (
     prepare_args,
     snapshot,
 )
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 HEADER = "wav_filename\tstart_time_s\tduration_s\tconfidence"

@@ -9,7 +9,6 @@ import pytest
 from hydrophone_worker.domain import ClipScore
 from hydrophone_worker.podcast.round import (
     Annotation,
-    annotations,
     audio_uri,
     check_round_id,
     clip_document,
@@ -18,6 +17,7 @@ from hydrophone_worker.podcast.round import (
     plain_url,
     tsv_clips,
     tsv_rows,
+    window_annotations,
 )
 
 HEADER = "wav_filename\tstart_time_s\tduration_s\tconfidence"
@@ -37,12 +37,12 @@ def score(window_scores: tuple[float, ...], window_s: float = 2.0, hop_s: float 
 
 
 def test_annotations_are_the_windows_strictly_above_the_threshold_at_their_starts() -> None:
-    found = annotations(score((0.1, 0.4, 0.41, 0.9), window_s=3.0, hop_s=2.0), 0.4)
+    found = window_annotations(score((0.1, 0.4, 0.41, 0.9), window_s=3.0, hop_s=2.0), 0.4)
     assert found == [Annotation(4.0, 3.0, 0.41), Annotation(6.0, 3.0, 0.9)]  # 0.4 itself is not above
 
 
 def test_window_starts_do_not_carry_float_noise() -> None:
-    [a] = annotations(score((0.0, 0.0, 0.0, 0.8), hop_s=0.1), 0.5)
+    [a] = window_annotations(score((0.0, 0.0, 0.0, 0.8), hop_s=0.1), 0.5)
     assert a.start_time_s == 0.3 and tsv_rows("c.wav", [a]) == ["c.wav\t0.3\t2\t0.800000"]
 
 

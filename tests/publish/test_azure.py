@@ -26,8 +26,8 @@ from hydrophone_worker.publish.record import detection_id
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink, AzureSinkError
 
 from tests.emulators import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Cosmos, azurite_blob, cosmos_server
-from tests.polling import wait_until
 from tests.publish.conftest import FAST, LOCATION, START, create_azure_targets, make_clip, make_score
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

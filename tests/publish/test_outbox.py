@@ -18,8 +18,8 @@ from hydrophone_worker.publish import outbox as outbox_module
 from hydrophone_worker.publish.durable import SpoolError
 from hydrophone_worker.publish.outbox import Outbox
 
-from tests.polling import wait_until
 from tests.publish.conftest import FAST, LOCATION, START, RecordingSink, make_clip, make_score
+from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 from hydrophone_worker.sim.audio import ArraySource
 from hydrophone_worker.sim.node import SimulatedNode
-from hydrophone_worker.sim.s3server import MotoServer, ensure_public_bucket, s3_client
+from hydrophone_worker.sim.s3server import ensure_public_bucket, s3_client
 
 EPOCH = 1_796_112_000  # 2026-12-01T08:00:00Z
 STREAM = "rpi_sim_test"
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    with MotoServer() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(scope="session")

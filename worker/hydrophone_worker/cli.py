@@ -38,7 +38,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(import_module(module), attr)
+        command: click.Command = getattr(import_module(module), attr)
+        return command
 
 
 @click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

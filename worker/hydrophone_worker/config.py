@@ -31,6 +31,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
+
+from hydrophone_worker import WorkerError
 
 DEFAULT_BASE_URL = "https://s3-us-west-2.amazonaws.com/audio-orcasound-net"
 STREAM_ID_PATTERN = r"^[a-z0-9_]{1,63}$"
@@ -47,7 +50,7 @@ EXAMPLE = "examples/worker-config.yaml"
 FIX = " — fix: "
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkerError, ValueError):
     """A configuration problem, as readable lines: `<field path>: <problem> — fix: <what to do>`."""
 
     def __init__(self, source: str, problems: list[str]):
@@ -150,7 +153,10 @@ class ModelSection(_Section):
     tag: str | None = None  # reported in /status; None = the model's own name
 
 
+# The decision rules, here because the operator may import no other worker module: the model config,
+# DetectionParams and `detect` import them from here (via detector/rules.py).
 Aggregation = Literal["mean_top_k", "mean_thresholded", "positive_count"]
+AGGREGATIONS: tuple[Aggregation, ...] = ("mean_top_k", "mean_thresholded", "positive_count")
 # The Hydrophone resource spells rules in camelCase; accept both.
 _AGGREGATION_ALIASES = {
     "meanTopK": "mean_top_k",
@@ -222,7 +228,7 @@ class TelemetryConfig(_Section):
 
 class PublishConfig(_Section):
     enabled: bool = True  # false = detect and log only (upstream upload_to_azure: false)
-    sinks: list[Literal["local", "azure"]] = Field(default_factory=lambda: ["local"], min_length=1)
+    sinks: list[Literal["local", "azure"]] = Field(default_factory=lambda: ["local"], min_length=1)  # type: ignore[arg-type]
     local: LocalSinkConfig = Field(default_factory=LocalSinkConfig)
     azure: AzureSinkConfig = Field(default_factory=AzureSinkConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
@@ -382,7 +388,7 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
     return f"correct it (every key and its allowed values are in {EXAMPLE})"
 
 
-def _problem_line(error: dict[str, Any]) -> str:
+def _problem_line(error: ErrorDetails) -> str:
     loc = tuple(error["loc"])
     path = ".".join(_short_key(p) for p in loc) or "(top level)"
     kind = error["type"]

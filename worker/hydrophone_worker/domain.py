@@ -97,7 +97,7 @@ class Clip:
 
     @property
     def duration(self) -> float:
-        return self.audio.shape[-1] / self.sample_rate
+        return float(self.audio.shape[-1] / self.sample_rate)
 
 
 @dataclass(frozen=True)

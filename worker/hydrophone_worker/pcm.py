@@ -14,10 +14,12 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
+from hydrophone_worker import WorkerError
+
 MAX_CHANNELS = 64  # libswresample's limit; more means a header that lies
 
 
-class FrameError(ValueError):
+class FrameError(WorkerError, ValueError):
     """Frames that cannot be audio (channel count, or a layout/rate change inside one stream)."""
 
 

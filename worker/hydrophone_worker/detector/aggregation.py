@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
 
+from hydrophone_worker.detector.rules import AGGREGATIONS, Aggregation
 from hydrophone_worker.domain import ScoredSegment
-
-Aggregation = Literal["mean_top_k", "mean_thresholded", "positive_count"]
-AGGREGATIONS: tuple[Aggregation, ...] = ("mean_top_k", "mean_thresholded", "positive_count")
 
 
 @dataclass(frozen=True)

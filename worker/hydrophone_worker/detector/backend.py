@@ -125,6 +125,7 @@ def export_onnx(folded: nn.Module, input_shape: tuple[int, int, int], path: Path
             )
     finally:
         registration.setLevel(level)
+    assert program is not None  # dynamo=True always returns the program
     program.save(path, external_data=True)
 
 

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hydrophone_worker.detector import frontend
-from hydrophone_worker.detector.aggregation import AGGREGATIONS
 from hydrophone_worker.detector.backend import (
     BACKEND_CHOICES,
     BACKEND_ENV,
@@ -20,10 +19,13 @@ from hydrophone_worker.detector.backend import (
 )
 from hydrophone_worker.detector.cpu import configure_torch_threads, read_cpu_flags
 from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS, check_precision
+from hydrophone_worker.detector.load import load_detector
 from hydrophone_worker.detector.longfile import score_file
-from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
+from hydrophone_worker.detector.modeldir import ModelDirError
+from hydrophone_worker.detector.options import window_options
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.rules import AGGREGATIONS
+from hydrophone_worker.detector.scoring import DetectionParams
 
 EXIT_UNREADABLE = 2
 
@@ -59,10 +61,7 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, one line per file.")
 @click.option("--tsv", "as_tsv", is_flag=True, help="Upstream's submission TSV: one row per judged span.")
-@click.option(
-    "--window", "window_s", type=float, help="Window length in seconds [model: inference.window_s]."
-)
-@click.option("--hop", "hop_s", type=float, help="Window hop in seconds [model: inference.window_hop_s].")
+@window_options
 @click.option("--aggregation", type=click.Choice(AGGREGATIONS), help="Clip decision rule [model's].")
 @click.option("--local-threshold", type=float, help="Window/second threshold [model: pred_local_threshold].")
 @click.option(
@@ -141,21 +140,17 @@ def detect(
         "mean_top_k": top_k,
     }
     try:
-        loaded = load_model_dir(model_dir)
-        params = DetectionParams.from_config(loaded.config, **overrides)
+        detector, _config = load_detector(
+            model_dir,
+            lambda config: DetectionParams.from_config(config, **overrides),
+            precision=checked_precision,
+            compiled=compiled,
+            backend=checked_backend,
+        )
     except ModelDirError as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.UsageError(f"{exc} (from {model_dir}'s config.yaml and the options given)") from None
-    detector = Detector(
-        loaded.network,
-        params,
-        model_id=loaded.config.model.name,
-        precision=checked_precision,
-        compiled=compiled,
-        backend=checked_backend,
-    )
-    del loaded  # the detector runs its own folded copy: free the original's ~100 MB of weights
 
     # soft_wrap: a piped stderr must not break error lines at 80 columns.
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)

@@ -39,4 +39,5 @@ class DemoCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.features(self.input_norm(x))
         # max: a call anywhere in the window counts; mean: the background it stands out from
-        return self.head(torch.cat([maps.amax(dim=(2, 3)), maps.mean(dim=(2, 3))], dim=1))
+        logits: torch.Tensor = self.head(torch.cat([maps.amax(dim=(2, 3)), maps.mean(dim=(2, 3))], dim=1))
+        return logits

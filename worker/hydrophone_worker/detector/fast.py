@@ -22,6 +22,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.detector.cpu import cpu_supports_bf16
 from hydrophone_worker.detector.frontend import FRAMES, N_MELS
 
@@ -46,7 +47,7 @@ Forward = Callable[[torch.Tensor], torch.Tensor]
 log = logging.getLogger(__name__)
 
 
-class PrecisionUnsupported(ValueError):
+class PrecisionUnsupported(WorkerError, ValueError):
     """bf16 asked for on a CPU without bf16 instructions, or a backend that cannot run the request."""
 
 
@@ -58,7 +59,7 @@ def check_precision(precision: str) -> Precision:
             "precision bf16 needs a CPU with avx512_bf16 or amx_bf16 (not listed in /proc/cpuinfo here); "
             "use precision fp32"
         )
-    return precision  # type: ignore[return-value]
+    return precision
 
 
 def fold_batch_norms(network: nn.Module) -> fx.GraphModule:
@@ -80,6 +81,7 @@ def fold_batch_norms(network: nn.Module) -> fx.GraphModule:
             and len(conv.users) == 1
         ):
             continue
+        assert isinstance(conv.target, str)  # call_module targets are submodule paths
         traced.set_submodule(conv.target, fuse_conv_bn_eval(modules[conv.target], modules[node.target]))
         node.replace_all_uses_with(conv)
         traced.graph.erase_node(node)
@@ -106,7 +108,8 @@ def fast_forward(
 
         return onnxruntime_forward(network, (1, N_MELS, FRAMES), threads)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    folded = fold_batch_norms(network).to(dtype=dtype, memory_format=torch.channels_last)
+    # Module.to accepts memory_format at run time; its stub overloads do not list it.
+    folded = fold_batch_norms(network).to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
     if compile_batch is None:
         run: Forward = folded
     else:
@@ -133,7 +136,8 @@ def _compiled(folded: nn.Module, batch_size: int, dtype: torch.dtype) -> Forward
             memory_format=torch.channels_last
         )
         full[:n] = batch
-        return compiled(full)[:n]
+        logits: torch.Tensor = compiled(full)[:n]
+        return logits
 
     began = time.perf_counter()
     # Freezing set for this first (and only) compile; passed as torch.compile(options=...) it saved far less.

@@ -30,7 +30,7 @@ import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, TypeGuard
 
 import torch
 
@@ -40,7 +40,7 @@ from hydrophone_worker.detector.modeldir import (
     InferenceSection,
     ModelConfig,
     ModelDirError,
-    ModelSection,
+    NetworkSection,
     save_model_dir,
 )
 
@@ -145,6 +145,8 @@ class InertStub:
     """Stands in for a class or function named by the pickle. Calling it records, never runs, anything."""
 
     stub_of: ClassVar[str] = "?"
+    stub_args: tuple[Any, ...]
+    stub_kwargs: dict[str, Any]
     # Read by torch's legacy loader when the pickled module source differs from the "current" one.
     dump_patches: ClassVar[bool] = False
 
@@ -300,7 +302,7 @@ def _collect_tensors(root: Any, out: dict[str, torch.Tensor]) -> None:
         pending.extend((child, f"{prefix}{name}.", depth + 1) for name, child in reversed(children))
 
 
-def _is_state_dict(value: Any) -> bool:
+def _is_state_dict(value: Any) -> TypeGuard[Mapping[str, torch.Tensor]]:
     return (
         isinstance(value, Mapping)
         and bool(value)
@@ -351,7 +353,7 @@ def config_2020(name: str = DEFAULT_NAME) -> ModelConfig:
     """The 2020-2025 production rules the fastai model ran with (UPSTREAM §3)."""
     return ModelConfig(
         audio=AudioSection(normalize=False),
-        model=ModelSection(architecture="resnet50", name=name),
+        model=NetworkSection(architecture="resnet50", name=name),
         inference=InferenceSection(window_s=2.0, window_hop_s=1.0),
         global_prediction=GlobalPredictionSection(
             aggregation_strategy="positive_count", pred_local_threshold=0.5, pred_global_threshold=3

@@ -20,6 +20,7 @@ import scipy.fft
 from scipy.signal import resample_poly
 from scipy.sparse import csr_array
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.pcm import FrameReader
 
 SAMPLE_RATE = 20_000
@@ -34,7 +35,7 @@ FRAMES = int(4.0 * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the network w
 PAD_DB = 0.0  # quirk 2
 
 
-class AudioDecodeError(Exception):
+class AudioDecodeError(WorkerError):
     """A file that cannot be turned into audio; the message names the file and the reason."""
 
     def __init__(self, path: Path | str, reason: str):
@@ -251,13 +252,14 @@ def power_mel(window: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
     spectrum = scipy.fft.rfft(frames * _hann(), axis=-1)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float64)
-    return _sparse_filterbank() @ power.T
+    mel: np.ndarray = _sparse_filterbank() @ power.T
+    return mel
 
 
 def to_db(power: np.ndarray) -> np.ndarray:
     """10*log10 with a floor 100 dB under this window's own maximum."""
     db = 10.0 * np.log10(np.maximum(power, AMIN))
-    return np.maximum(db, db.max() - TOP_DB)
+    return np.maximum(db, db.max() - TOP_DB)  # type: ignore[no-any-return]
 
 
 def fit_frames(db: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ def _peak(path: Path | str) -> float | None:
     for part in _Source(path).resampled():
         if part.size:
             peak = max(peak, np.max(np.abs(part)))
-    return peak if peak > 0 else None
+    return float(peak) if peak > 0 else None
 
 
 def _blocks(parts: Iterator[np.ndarray], window: int, hop: int, block: int) -> Iterator[np.ndarray]:

@@ -34,7 +34,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.detector.network import ARCHITECTURES, build_network
+from hydrophone_worker.detector.rules import Aggregation, global_threshold_problem
 
 CONFIG_FILE = "config.yaml"
 # What huggingface_hub's PyTorchModelHubMixin.save_pretrained writes: the constructor's `config` dict
@@ -44,10 +46,8 @@ SAFETENSORS_FILE = "model.safetensors"
 TORCH_FILE = "model.pt"
 WEIGHTS_FILES = (SAFETENSORS_FILE, TORCH_FILE)
 
-AggregationStrategy = Literal["mean_top_k", "mean_thresholded", "positive_count"]
 
-
-class ModelDirError(ValueError):
+class ModelDirError(WorkerError, ValueError):
     """A model directory (or one of its files) cannot be used; the message names the file and the fix."""
 
 
@@ -104,7 +104,7 @@ class SpectrogramSection(_Section):
     top_db: PositiveFloat = 100.0
 
 
-class ModelSection(_Section):
+class NetworkSection(_Section):
     FIXED = ("input_pad_s", "num_classes", "call_class_index")
 
     # Ours, not upstream's: which network in ARCHITECTURES the weights belong to.
@@ -139,7 +139,7 @@ class InferenceSection(_Section):
 
 
 class GlobalPredictionSection(_Section):
-    aggregation_strategy: AggregationStrategy = "mean_top_k"
+    aggregation_strategy: Aggregation = "mean_top_k"
     mean_top_k: PositiveInt = 2
     pred_local_threshold: float = Field(0.5, ge=0.0, le=1.0)
     # A confidence in [0, 1] for mean_top_k / mean_thresholded; for positive_count the minimum number of
@@ -148,18 +148,11 @@ class GlobalPredictionSection(_Section):
 
     @model_validator(mode="after")
     def _global_threshold_matches_strategy(self) -> Self:
-        threshold = self.pred_global_threshold
-        if self.aggregation_strategy == "positive_count":
-            if threshold < 1 or not float(threshold).is_integer():
-                raise ValueError(
-                    f"pred_global_threshold {threshold} must be a whole number of positive seconds >= 1 "
-                    "with aggregation_strategy positive_count (the 2020 rule uses 3)"
-                )
-        elif threshold > 1:
-            raise ValueError(
-                f"pred_global_threshold {threshold} must be a confidence in [0, 1] with aggregation_strategy "
-                f"{self.aggregation_strategy} (a count like 3 belongs to positive_count)"
-            )
+        problem = global_threshold_problem(
+            self.aggregation_strategy, self.pred_global_threshold, key="pred_global_threshold"
+        )
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -168,7 +161,7 @@ class ModelConfig(_Section):
 
     audio: AudioSection = Field(default_factory=AudioSection)
     spectrogram: SpectrogramSection = Field(default_factory=SpectrogramSection)
-    model: ModelSection = Field(default_factory=ModelSection)
+    model: NetworkSection = Field(default_factory=NetworkSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     global_prediction: GlobalPredictionSection = Field(default_factory=GlobalPredictionSection)
 
@@ -214,7 +207,7 @@ def _describe_validation_error(err: ValidationError) -> list[str]:
     return lines
 
 
-def parse_config(data: Any, source: str = CONFIG_FILE) -> ModelConfig:
+def parse_model_config(data: Any, source: str = CONFIG_FILE) -> ModelConfig:
     """Validate a mapping read from `source`; every problem is reported at once, each with its key path."""
     if not isinstance(data, Mapping):
         sections = ", ".join(ModelConfig.model_fields)
@@ -240,13 +233,13 @@ def read_config(directory: Path) -> ModelConfig:
             data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ModelDirError(f"{yaml_path}: not valid YAML: {exc}") from None
-        return parse_config(data, str(yaml_path))
+        return parse_model_config(data, str(yaml_path))
     if json_path.is_file():
         try:
             data = json.loads(json_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelDirError(f"{json_path}: not valid JSON: {exc}") from None
-        return parse_config(data, str(json_path))
+        return parse_model_config(data, str(json_path))
     raise ModelDirError(
         f"{directory}: no {CONFIG_FILE} (a model directory needs {CONFIG_FILE} and {SAFETENSORS_FILE})"
     )

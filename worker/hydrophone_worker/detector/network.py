@@ -33,7 +33,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        result: torch.Tensor = self.relu(out + identity)
+        return result
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -87,7 +88,8 @@ class ResNet50Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.pool(x))
+        logits: torch.Tensor = self.fc(self.pool(x))
+        return logits
 
 
 class OrcaHelloResNet50(nn.Module):
@@ -98,7 +100,8 @@ class OrcaHelloResNet50(nn.Module):
         self.model = ResNet50Backbone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        logits: torch.Tensor = self.model(x)
+        return logits
 
 
 # `model.architecture` in a model directory's config.yaml -> constructor. The worker-service issue adds

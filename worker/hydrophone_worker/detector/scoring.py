@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from hydrophone_worker.detector import frontend
-from hydrophone_worker.detector.aggregation import AGGREGATIONS, Aggregation, aggregate
+from hydrophone_worker.detector.aggregation import aggregate
 from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
 from hydrophone_worker.detector.cpu import read_cpu_flags
 from hydrophone_worker.detector.fast import Precision, check_precision, fast_forward
+from hydrophone_worker.detector.rules import AGGREGATIONS, Aggregation, global_threshold_problem
 from hydrophone_worker.domain import Clip, ClipScore
 
 log = logging.getLogger(__name__)
@@ -58,17 +59,9 @@ class DetectionParams:
             out.append(f"mean_top_k {self.mean_top_k} must be at least 1")
         if not 0.0 <= self.local_threshold <= 1.0:
             out.append(f"local_threshold {self.local_threshold} must be a probability in [0, 1]")
-        if self.aggregation == "positive_count":
-            if self.global_threshold < 1 or self.global_threshold != int(self.global_threshold):
-                out.append(
-                    f"global_threshold {self.global_threshold} must be a whole count >= 1 for positive_count "
-                    "(the minimum number of positive seconds, 3 in the 2020 model)"
-                )
-        elif not 0.0 <= self.global_threshold <= 1.0:
-            out.append(
-                f"global_threshold {self.global_threshold} must be a probability in [0, 1] for "
-                f"{self.aggregation} (0.6 in production)"
-            )
+        threshold = global_threshold_problem(self.aggregation, self.global_threshold)
+        if threshold is not None:
+            out.append(threshold)
         if self.max_batch_size < 1:
             out.append(f"max_batch_size {self.max_batch_size} must be at least 1")
         return out

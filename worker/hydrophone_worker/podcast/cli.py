@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from hydrophone_worker.detector.options import window_options
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -89,8 +91,9 @@ def _load_detector(
     """The model directory's detector, as `detect` loads it, with the same window overrides."""
     from hydrophone_worker.detector.cpu import configure_torch_threads
     from hydrophone_worker.detector.fast import check_precision
-    from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
-    from hydrophone_worker.detector.scoring import DetectionParams, Detector
+    from hydrophone_worker.detector.load import load_detector
+    from hydrophone_worker.detector.modeldir import ModelDirError
+    from hydrophone_worker.detector.scoring import DetectionParams
 
     try:
         configure_torch_threads(threads)
@@ -101,15 +104,17 @@ def _load_detector(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--precision") from None
     try:
-        loaded = load_model_dir(model_dir)
-        params = DetectionParams.from_config(loaded.config, window_s=window_s, hop_s=hop_s)
+        detector, _config = load_detector(
+            model_dir,
+            lambda config: DetectionParams.from_config(config, window_s=window_s, hop_s=hop_s),
+            precision=checked,
+            compiled=compiled,
+        )
     except ModelDirError as exc:
         raise click.BadParameter(str(exc), param_hint="--model") from None
     except ValueError as exc:
         raise click.UsageError(f"{exc} (from {model_dir}'s config.yaml and the options given)") from None
-    return Detector(
-        loaded.network, params, model_id=loaded.config.model.name, precision=checked, compiled=compiled
-    )
+    return detector
 
 
 def _default_model_dir() -> Path:
@@ -153,10 +158,7 @@ def _default_model_dir() -> Path:
     is_flag=True,
     help="Upload the round to blob storage (connection string from PODCAST_AZURE_STORAGE_CONNECTION_STRING).",
 )
-@click.option(
-    "--window", "window_s", type=float, help="Window length in seconds [model: inference.window_s]."
-)
-@click.option("--hop", "hop_s", type=float, help="Window hop in seconds [model: inference.window_hop_s].")
+@window_options
 @click.option(
     "--precision", default="fp32", show_default=True, help="fp32, or bf16 on CPUs with avx512_bf16."
 )

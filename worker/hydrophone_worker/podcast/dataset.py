@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.podcast.round import TSV_FILE, merge_tsv, tsv_clips
 from hydrophone_worker.publish.durable import describe, ensure_writable, write_atomic
 
 STATE_DIR = ".podcast-state"  # checkpoints of runs into this folder (hidden: not part of the round)
 
 
-class DatasetError(OSError):
+class DatasetError(WorkerError, OSError):
     """The dataset folder cannot be written; the message names the path and the fix."""
 
 

@@ -18,12 +18,12 @@ from hydrophone_worker.clips import ClipAssembler
 from hydrophone_worker.domain import Clip, Gap, Segment
 from hydrophone_worker.podcast.dataset import DatasetFolder
 from hydrophone_worker.podcast.round import (
-    annotations,
     audio_uri,
     clip_document,
     document_bytes,
     run_key,
     tsv_rows,
+    window_annotations,
 )
 from hydrophone_worker.publish.artifacts import wav_bytes
 from hydrophone_worker.service.checkpoint import CheckpointStore
@@ -123,7 +123,7 @@ def _handle(
         on_progress(item.seconds)
         return
     score = scorer.score_clip(item)
-    found = annotations(score, spec.threshold)
+    found = window_annotations(score, spec.threshold)
     name = item.name
     wav = document = None
     if found:

@@ -68,7 +68,7 @@ class Annotation:
     confidence: float  # P(call) of the window, 0-1
 
 
-def annotations(score: ClipScore, threshold: float) -> list[Annotation]:
+def window_annotations(score: ClipScore, threshold: float) -> list[Annotation]:
     """Every scored window whose P(call) is above `threshold` (strictly, as upstream), in clip order.
 
     The windows themselves, not the decision rule's spans: a round asks labellers about each window.

@@ -33,6 +33,7 @@ from tenacity import (
     wait_random,
 )
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.podcast.dataset import DatasetFolder
 from hydrophone_worker.podcast.round import (
     AUDIO_CONTAINER,
@@ -51,15 +52,15 @@ _CLIENT_OPTIONS: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "
 _RETRIED_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-class UploadSetupError(ValueError):
+class UploadSetupError(WorkerError, ValueError):
     """The connection string cannot be used; the message says what to fix (and never quotes it)."""
 
 
-class UploadRefused(RuntimeError):
+class UploadRefused(WorkerError, RuntimeError):
     """Storage answered with a refusal a person must fix (credentials, a bad name)."""
 
 
-class Unreachable(RuntimeError):
+class Unreachable(WorkerError, RuntimeError):
     """Transient failures outlasted the retries."""
 
 
@@ -120,6 +121,10 @@ class RoundUploader:
         self._sleep = sleep
         self.retries = 0  # attempts that failed transiently and were retried
 
+    def _pause(self, seconds: float) -> None:
+        # tenacity wants a sleep returning None; an Event.wait (returns bool) may be given.
+        self._sleep(seconds)
+
     @property
     def account(self) -> str:
         return f"storage account {self._service.account_name!r}"
@@ -131,7 +136,7 @@ class RoundUploader:
             log.warning(
                 "%s: %s (attempt %d of %d); retrying",
                 what,
-                _reason(state.outcome.exception()),
+                _reason(state.outcome.exception() or Exception("no exception")),
                 state.attempt_number,
                 self.policy.attempts,
             )
@@ -141,7 +146,7 @@ class RoundUploader:
             wait=wait_exponential(multiplier=self.policy.initial_s, max=self.policy.max_s)
             + wait_random(0, self.policy.jitter_s),
             stop=stop_after_attempt(self.policy.attempts),
-            sleep=self._sleep,
+            sleep=self._pause,
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -46,7 +46,11 @@ def spectrogram_png(clip: Clip, score: ClipScore) -> bytes:
     FigureCanvasAgg(figure)
     axes = figure.add_axes((0.07, 0.12, 0.90, 0.78))
     top = min(MAX_FREQUENCY_HZ, clip.sample_rate / 2)
-    power, freqs, _times = mlab.specgram(clip.audio.mean(axis=0), NFFT=_NFFT, Fs=clip.sample_rate, noverlap=0)
+    power: np.ndarray
+    freqs: np.ndarray
+    power, freqs, _times = mlab.specgram(  # type: ignore[assignment]  # matplotlib types these loosely
+        clip.audio.mean(axis=0), NFFT=_NFFT, Fs=clip.sample_rate, noverlap=0
+    )
     db = 10 * np.log10(np.maximum(power[freqs <= top], 1e-20))
     # 90 dB of range below the loudest bin: digital silence must not stretch the colour scale.
     axes.imshow(

@@ -7,8 +7,10 @@ import os
 import uuid
 from pathlib import Path
 
+from hydrophone_worker import WorkerError
 
-class SpoolError(OSError):
+
+class SpoolError(WorkerError, OSError):
     """A local write failed; the message names the errno, the path and the fix."""
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.config import AzureSinkConfig, PublishConfig
 from hydrophone_worker.publish.outbox import Sink
 from hydrophone_worker.publish.sinks.local import LocalSink
@@ -24,7 +25,7 @@ COSMOS_KEY_ENV = "AZURE_COSMOSDB_PRIMARY_KEY"
 APPINSIGHTS_ENV = "INFERENCESYSTEM_APPINSIGHTS_CONNECTION_STRING"
 
 
-class PublishSetupError(ValueError):
+class PublishSetupError(WorkerError, ValueError):
     """A sink cannot be built; the message names the setting or variable and the fix (never a value)."""
 
 

@@ -20,12 +20,13 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tenacity import Retrying, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential
+from tenacity.stop import stop_base
 
 from hydrophone_worker.domain import Clip, ClipScore
 from hydrophone_worker.publish.artifacts import spectrogram_png, wav_bytes
@@ -80,6 +81,16 @@ class OutboxEntry:
     def record(self, *, audio_uri: str, image_uri: str) -> dict[str, Any]:
         """The CosmosDB document with this sink's URIs (key order kept)."""
         return {**self.base_record, "audioUri": audio_uri, "imageUri": image_uri}
+
+
+class _StopWhen(stop_base):
+    """A tenacity stop condition from a predicate (tenacity types `|` for stop_base operands only)."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._predicate()
 
 
 @dataclass(frozen=True)
@@ -246,7 +257,7 @@ class Outbox:
 
     def _deliver_one(self, entry: OutboxEntry, sink: Sink, give_up: _GiveUp) -> bool:
         retrying = Retrying(
-            stop=stop_after_attempt(self._attempts) | (lambda _state: give_up()),
+            stop=stop_after_attempt(self._attempts) | _StopWhen(give_up),
             wait=wait_exponential(min=self._retry_wait_s[0], max=self._retry_wait_s[1]),
             sleep=give_up.sleep,
             reraise=True,

@@ -18,6 +18,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.publish.outbox import Outbox, OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ HYDROPHONE_DIMENSION = "Hydrophone ID"
 _CUSTOM_EVENT_ATTRIBUTE = "microsoft.custom_event.name"
 
 
-class TelemetryError(RuntimeError):
+class TelemetryError(WorkerError, RuntimeError):
     pass
 
 

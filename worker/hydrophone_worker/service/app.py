@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.config import WorkerConfig
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
@@ -28,13 +29,17 @@ from hydrophone_worker.service.results import ResultsLog
 from hydrophone_worker.service.runner import Reader, ReaderFactory, Runner, RunSettings, RunSummary, Scorer
 from hydrophone_worker.service.status import WorkerStatus
 
+if TYPE_CHECKING:  # the detector (torch) is imported only when a model is loaded
+    from hydrophone_worker.detector.modeldir import ModelConfig
+    from hydrophone_worker.detector.scoring import DetectionParams
+
 log = logging.getLogger("hydrophone_worker.run")
 
 
 MODEL_DIR_FIX = "point model.dir (or --model) at a directory holding config.yaml and model.safetensors"
 
 
-class WorkerSetupError(RuntimeError):
+class WorkerSetupError(WorkerError, RuntimeError):
     """The worker cannot start (model, sinks, state dir); the message says what to fix."""
 
 
@@ -93,7 +98,7 @@ def default_reader_factory(
     return make
 
 
-def detection_params(config: WorkerConfig, model_config: Any) -> Any:
+def detection_params(config: WorkerConfig, model_config: ModelConfig) -> DetectionParams:
     """The model's config.yaml, overridden by the worker config's detection section (None = keep)."""
     from hydrophone_worker.detector.scoring import DetectionParams
 
@@ -134,30 +139,27 @@ def check_model_settings(config: WorkerConfig) -> int:
 
 def load_scorer(config: WorkerConfig) -> Scorer:
     from hydrophone_worker.detector.fast import PrecisionUnsupported
-    from hydrophone_worker.detector.modeldir import ModelDirError, load_model_dir
-    from hydrophone_worker.detector.scoring import Detector
+    from hydrophone_worker.detector.load import load_detector
+    from hydrophone_worker.detector.modeldir import ModelDirError
 
     threads = check_model_settings(config)
     try:
-        loaded = load_model_dir(config.model.dir)
-    except ModelDirError as exc:
-        fix = "" if "fix:" in str(exc) else f" — fix: {MODEL_DIR_FIX}"
-        raise WorkerSetupError(f"model.dir: {exc}{fix}") from None
-    params = detection_params(config, loaded.config)
-    try:
-        detector = Detector(
-            loaded.network,
-            params,
-            loaded.config.model.name,
+        detector, model_config = load_detector(
+            config.model.dir,
+            lambda model_config: detection_params(config, model_config),  # raises WorkerSetupError
             precision=config.model.precision,
             compiled=config.model.compile,
         )
+    except ModelDirError as exc:
+        fix = "" if "fix:" in str(exc) else f" — fix: {MODEL_DIR_FIX}"
+        raise WorkerSetupError(f"model.dir: {exc}{fix}") from None
     except PrecisionUnsupported as exc:
         raise WorkerSetupError(f"model.precision: {exc}") from None
+    params = detector.params
     log.info(
         "model %s (%s) from %s: %s, window %g s hop %g s, %d torch thread(s)",
-        loaded.config.model.name,
-        loaded.config.model.architecture,
+        model_config.model.name,
+        model_config.model.architecture,
         config.model.dir,
         params.aggregation,
         params.window_s,

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.domain import Gap, utc
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(WorkerError, RuntimeError):
     """The checkpoint file cannot be read or written; the message names the path and the fix."""
 
 

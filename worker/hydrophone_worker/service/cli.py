@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
-from hydrophone_worker.service.logs import configure_logging
+from hydrophone_worker.service.logs import LogFormat, configure_logging
 
 if TYPE_CHECKING:  # the worker's modules load torch, PyAV and the Azure SDKs: only when a command runs
     from hydrophone_worker.service.runner import RunSummary
@@ -37,7 +38,7 @@ def _stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-class BadInput(click.ClickException):
+class BadInput(WorkerError, click.ClickException):
     """Bad input (config file, options, model directory, credentials): clean lines naming the fix, exit 2."""
 
     exit_code = 2
@@ -131,12 +132,12 @@ def run(
     config_path: Path,
     max_clips: int | None,
     results_log: Path | None,
-    log_format: str,
+    log_format: LogFormat,
     port: int | None,
     model_dir: Path | None,
 ) -> None:
     """Follow a hydrophone (or a range, with mode: range): detect calls, publish them, serve the probes."""
-    configure_logging(log_format)  # type: ignore[arg-type]
+    configure_logging(log_format)
     config = _override(
         _as_data(_load(config_path)),
         {"server": {"port": port}, "model": {"dir": str(model_dir) if model_dir else None}},
@@ -171,7 +172,7 @@ def backfill(
     config_path: Path | None,
     base_url: str | None,
     results_log: Path | None,
-    log_format: str,
+    log_format: LogFormat,
     port: int | None,
     model_dir: Path | None,
 ) -> None:

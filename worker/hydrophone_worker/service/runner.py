@@ -37,13 +37,18 @@ class Scorer(Protocol):
 
 
 class ReaderStatsView(Protocol):
-    state: str
-    last_segment_time: datetime | None
-    fetch_errors: Mapping[str, int]
+    # Read-only members: the runner only reads them, and so any narrower type (a Literal state) fits.
+    @property
+    def state(self) -> str: ...
+    @property
+    def last_segment_time(self) -> datetime | None: ...
+    @property
+    def fetch_errors(self) -> Mapping[str, int]: ...
 
 
 class Reader(Protocol):
-    stats: ReaderStatsView
+    @property
+    def stats(self) -> ReaderStatsView: ...
 
     def events(self) -> Generator[Segment | Gap, None, None]: ...
 

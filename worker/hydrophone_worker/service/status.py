@@ -111,4 +111,4 @@ class WorkerStatus:
         if self._waiting():
             self.heartbeat()
         with self._lock:
-            return self._monotonic() - self._beat
+            return float(self._monotonic() - self._beat)

@@ -124,7 +124,8 @@ def _call_wave(call: CallSpec, t: np.ndarray) -> np.ndarray:
     ramp = min(0.05, call.duration_s / 4)
     envelope = np.clip(np.minimum(t, call.duration_s - t) / ramp, 0.0, 1.0)
     envelope = 0.5 - 0.5 * np.cos(np.pi * envelope)  # raised-cosine fades: no broadband onset click
-    return call.level * envelope * wave
+    shaped: np.ndarray = call.level * envelope * wave
+    return shaped
 
 
 class SynthSource:
@@ -293,4 +294,5 @@ def load_audio_file(path: str | Path, *, channels: int | None = None) -> np.ndar
         chunks += [out.to_ndarray() for out in resampler.resample(None)]
     if not chunks:
         raise ValueError(f"{path} holds no decodable audio")
-    return np.clip(np.concatenate(chunks, axis=1), -1.0, 1.0).astype(np.float32)
+    audio: np.ndarray = np.clip(np.concatenate(chunks, axis=1), -1.0, 1.0).astype(np.float32)
+    return audio

@@ -79,7 +79,7 @@ def parse_seconds_list(text: str) -> list[float]:
     return sorted(values)
 
 
-class _Parsed(click.ParamType):
+class _Parsed(click.ParamType):  # type: ignore[type-arg]
     def __init__(self, name: str, parse: Any) -> None:
         self.name = name
         self._parse = parse

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 from collections import deque
+from typing import Any
 
 import av
 import numpy as np
@@ -58,7 +59,7 @@ class SegmentEncoder:
         self._encoder = self._template.codec_context
         self._layout = layout
         self._fed = 0  # encoder input samples so far
-        self._packets: deque[av.Packet] = deque()
+        self._packets: deque[av.Packet[Any]] = deque()
         self._emitted = 0  # stream samples already cut into segments
         self._finished = False
         source.skip(PRIMING)
@@ -78,10 +79,10 @@ class SegmentEncoder:
         self._fed += n
         self._queue(self._encoder.encode(frame))
 
-    def _queue(self, packets: list[av.Packet]) -> None:
+    def _queue(self, packets: list[av.Packet[Any]]) -> None:
         for packet in packets:
             # Shift by the priming so packet pts counts stream samples from 0, continuous across segments.
-            packet.pts += PRIMING
+            packet.pts = _pts(packet) + PRIMING
             packet.dts = packet.pts
             self._packets.append(packet)
 
@@ -89,7 +90,7 @@ class SegmentEncoder:
         buffer = io.BytesIO()
         with av.open(buffer, "w", format="mpegts") as out:
             stream = out.add_stream_from_template(self._template)
-            while self._packets and self._packets[0].pts < end:
+            while self._packets and _pts(self._packets[0]) < end:
                 packet = self._packets.popleft()
                 packet.stream = stream
                 out.mux(packet)
@@ -133,9 +134,14 @@ def encode_segments(audio: np.ndarray, frames_per_segment: int) -> list[bytes]:
     return segments
 
 
+def _pts(packet: av.Packet[Any]) -> int:
+    assert packet.pts is not None  # the encoder stamps every packet it returns
+    return packet.pts
+
+
 def decode_segment(data: bytes) -> tuple[np.ndarray, int]:
     """Decode one MPEG-TS segment in memory: float32 (channels, samples) and the sample rate."""
-    with av.open(io.BytesIO(data), format="mpegts") as container:
+    with av.open(io.BytesIO(data), "r", format="mpegts") as container:
         stream = container.streams.audio[0]
         chunks = [frame.to_ndarray() for frame in container.decode(stream)]
         return np.concatenate(chunks, axis=1).astype(np.float32), stream.codec_context.sample_rate

@@ -12,10 +12,11 @@ import io
 import av
 import numpy as np
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.pcm import FrameError, FrameReader
 
 
-class DecodeError(ValueError):
+class DecodeError(WorkerError, ValueError):
     """The bytes hold no decodable audio (the reader reports a `segment-corrupt` gap)."""
 
 

@@ -17,6 +17,8 @@ from typing import Literal
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from hydrophone_worker import WorkerError
+
 log = logging.getLogger(__name__)
 
 FailureKind = Literal["timeout", "connection", "server-error", "client-error"]
@@ -31,7 +33,7 @@ class RetryPolicy:
     jitter_s: float = 0.5
 
 
-class FetchError(Exception):
+class FetchError(WorkerError):
     """A request failed for good (retries exhausted, or an unexpected client error)."""
 
     def __init__(self, url: str, kind: FailureKind, detail: str) -> None:
@@ -81,13 +83,17 @@ class Fetcher:
         self.errors: Counter[str] = errors if errors is not None else Counter()
         self._sleep = sleep
 
+    def _pause(self, seconds: float) -> None:
+        # tenacity wants a sleep returning None; an Event.wait (returns bool) may be given.
+        self._sleep(seconds)
+
     def get(self, url: str, *, etag: str | None = None) -> Fetched:
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
             wait=wait_exponential(multiplier=self.policy.initial_s, max=self.policy.max_s)
             + wait_random(0, self.policy.jitter_s),
             stop=stop_after_attempt(self.policy.attempts),
-            sleep=self._sleep,
+            sleep=self._pause,
             reraise=True,
         )
         try:

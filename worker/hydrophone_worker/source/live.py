@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timedelta
 
 import httpx
@@ -140,7 +140,7 @@ class LiveReader(StreamReader):
             self.stats.fetch_errors["latest-invalid"] += 1
             log.warning("%s: %s", self.stream_id, exc)
 
-    def _read(self, playlist: Playlist | None) -> Iterator[Segment | Gap]:
+    def _read(self, playlist: Playlist | None) -> Generator[Segment | Gap, None, bool]:
         """Deliver the newly listed segments in order; return True when nothing listed is left unread."""
         if playlist is None:
             return False

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import m3u8
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.domain import SegmentRef
 from hydrophone_worker.source.layout import AUDIO_OFFSET_S
 
@@ -31,7 +32,7 @@ from hydrophone_worker.source.layout import AUDIO_OFFSET_S
 NOMINAL_SEGMENT_S = 10.005333
 
 
-class PlaylistError(ValueError):
+class PlaylistError(WorkerError, ValueError):
     """The playlist text is not a usable HLS media playlist."""
 
 

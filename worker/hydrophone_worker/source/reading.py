@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -30,7 +30,7 @@ class ReaderStats:
         default_factory=Counter
     )  # by kind: timeout, server-error, not-found, ...
     segments_delivered: int = 0
-    gaps_reported: Counter[str] = field(default_factory=Counter)  # by reason, in seconds
+    gaps_reported: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # by reason, s
 
     def record(self, event: Segment | Gap) -> None:
         if isinstance(event, Segment):
@@ -48,7 +48,7 @@ class StreamReader:
         self._own_client = client is None
         self._client = client or default_client()
 
-    def events(self) -> Iterator[Segment | Gap]:
+    def events(self) -> Generator[Segment | Gap, None, None]:
         """Time-ordered segments and gaps; every second of stream time appears exactly once."""
         try:
             yield from self._run()

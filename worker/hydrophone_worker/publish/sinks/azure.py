@@ -21,6 +21,7 @@ from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from hydrophone_worker import WorkerError
 from hydrophone_worker.publish.outbox import OutboxEntry
 from hydrophone_worker.publish.record import MODERATOR_FIELDS
 
@@ -36,7 +37,7 @@ _BLOB_AUTH_FIX = (
 _NOT_PATCHED = frozenset({"id", "source_guid", *MODERATOR_FIELDS})
 
 
-class AzureSinkError(RuntimeError):
+class AzureSinkError(WorkerError, RuntimeError):
     """A delivery failed for a reason a person must fix; the message names the resource and the fix."""
 
 

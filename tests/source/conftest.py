@@ -52,14 +52,6 @@ def host_tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     time.tzset()
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from hydrophone_worker.sim.s3server import MotoServer
-
-    with MotoServer() as endpoint:
-        yield endpoint
-
-
 @pytest.fixture
 def bucket_url(moto_endpoint: str, request: pytest.FixtureRequest) -> str:
     """A fresh public bucket per test (moto's state is shared by the whole process); returns its base URL."""

@@ -1,6 +1,6 @@
 """`make demo`: a simulated hydrophone plays synthetic ocean with calls at known times; the worker finds them.
 
-    .venv/bin/python -m hydrophone_worker.service.demo [--minutes 5] [--speed 10] [--out .demo]
+    .venv/bin/python tools/demo.py [--minutes 5] [--speed 10] [--out .demo]
 
 Everything runs on 127.0.0.1: moto serves S3, the simulator publishes HLS into it (accelerated), and the real
 `hydrophone-worker run` follows it with the demo model, publishing positives to the local sink
@@ -27,7 +27,7 @@ from typing import Any
 
 from hydrophone_worker.config import WorkerConfig, load_config
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]  # a development tool: it runs from a checkout
 BUCKET = "audio-orcasound-net"
 AUDIO_OFFSET_S = 2.0  # a folder's audio starts 2 s after its epoch (UPSTREAM §1)
 CLIP_S = 6 * 10.005  # six segments per clip
