@@ -13,7 +13,7 @@ import yaml
 
 from tests.cluster import HYDROPHONES, ControlPlane, OperatorProcess, StatusServer
 from tests.operator.sites import Site, site
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

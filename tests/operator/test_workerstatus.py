@@ -11,7 +11,7 @@ from hydrophone_operator.settings import OperatorSettings
 from hydrophone_operator.workerstatus import StatusPoller, fetch_worker_status, status_url
 
 from tests.operator.conftest import StatusServer
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 
 def test_default_url_goes_through_the_service() -> None:
