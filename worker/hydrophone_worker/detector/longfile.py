@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from hydrophone_worker.detector import frontend
-from hydrophone_worker.detector.aggregation import aggregate
 from hydrophone_worker.detector.scoring import Detector
 from hydrophone_worker.domain import ClipScore
 
@@ -90,24 +89,5 @@ def score_file(detector: Detector, path: Path | str, block_s: float = BLOCK_S) -
         scores += detector.window_scores(piece)
     if source.samples == 0:
         raise frontend.AudioDecodeError(path, "no audio samples could be decoded")
-    verdict = aggregate(
-        p.aggregation,
-        scores,
-        window_s=p.window_s,
-        hop_s=p.hop_s,
-        local_threshold=p.local_threshold,
-        global_threshold=p.global_threshold,
-        top_k=p.mean_top_k,
-    )
-    score = ClipScore(
-        model_id=detector.model_id,
-        aggregation=p.aggregation,
-        window_s=p.window_s,
-        hop_s=p.hop_s,
-        window_scores=tuple(scores),
-        segments=verdict.segments,
-        global_confidence=verdict.global_confidence,
-        positive=verdict.positive,
-        processing_s=time.perf_counter() - began,
-    )
+    score = detector.judge(scores, began)
     return FileScore(source.samples / source.rate, score)

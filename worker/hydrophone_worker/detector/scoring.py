@@ -138,8 +138,11 @@ class Detector:
     def score_audio(self, audio: np.ndarray, rate: int) -> ClipScore:
         """Score float audio shaped (samples,) or (channels, samples) at any sample rate."""
         began = time.perf_counter()
+        return self.judge(self.window_scores(frontend.prepare(audio, rate, self.params.normalize)), began)
+
+    def judge(self, scores: list[float], began: float) -> ClipScore:
+        """The clip verdict over window scores; `began` is the perf_counter() at which scoring started."""
         p = self.params
-        scores = self.window_scores(frontend.prepare(audio, rate, p.normalize))
         verdict = aggregate(
             p.aggregation,
             scores,
