@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from hydrophone_worker.detector.options import window_options
+from hydrophone_worker.source.options import range_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,13 +125,7 @@ def _default_model_dir() -> Path:
 
 
 @podcast.command()
-@click.option("--stream", "stream_id", required=True, help="Stream id, e.g. rpi_orcasound_lab.")
-@click.option(
-    "--start",
-    required=True,
-    help="ISO-8601 with a zone (2026-11-29T10:00:00Z) or US/Pacific 'YYYY-MM-DD HH:MM'.",
-)
-@click.option("--end", required=True, help="Same formats as --start.")
+@range_options
 @click.option(
     "--round-id", required=True, help="The round's name, e.g. round5 (part of the container names)."
 )

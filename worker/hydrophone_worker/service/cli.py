@@ -21,6 +21,7 @@ from rich.table import Table
 from hydrophone_worker import WorkerError
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
 from hydrophone_worker.service.logs import LogFormat, configure_logging
+from hydrophone_worker.source.options import range_options
 
 if TYPE_CHECKING:  # the worker's modules load torch, PyAV and the Azure SDKs: only when a command runs
     from hydrophone_worker.service.runner import RunSummary
@@ -150,13 +151,7 @@ def run(
 
 
 @click.command()
-@click.option("--stream", "stream_id", required=True, help="Stream id, e.g. rpi_orcasound_lab.")
-@click.option(
-    "--start",
-    required=True,
-    help="ISO-8601 with a zone (2026-11-29T10:00:00Z) or US/Pacific 'YYYY-MM-DD HH:MM'.",
-)
-@click.option("--end", required=True, help="Same formats as --start.")
+@range_options
 @click.option(
     "--config",
     "config_path",
