@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from hydrophone_worker.detector.options import window_options
-from hydrophone_worker.source.options import range_options
+from hydrophone_worker.source.options import parse_range, range_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,21 +33,13 @@ def podcast() -> None:
 
 
 def _range_times(start: str, end: str) -> tuple[datetime, datetime]:
-    from hydrophone_worker.source.history import parse_range_time
-
-    times = {}
-    for name, text in (("--start", start), ("--end", end)):
-        try:
-            times[name] = parse_range_time(text)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=name) from None
-    if times["--end"] <= times["--start"]:
+    first, last = parse_range(start, end)
+    if last <= first:
         raise click.BadParameter(
-            f"{times['--end'].isoformat()} is not after --start {times['--start'].isoformat()}: give an end "
-            "after the start",
+            f"{last.isoformat()} is not after --start {first.isoformat()}: give an end after the start",
             param_hint="--end",
         )
-    return times["--start"], times["--end"]
+    return first, last
 
 
 def _check_stream_id(stream_id: str) -> None:

@@ -21,7 +21,7 @@ from rich.table import Table
 from hydrophone_worker import WorkerError
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
 from hydrophone_worker.service.logs import LogFormat, configure_logging
-from hydrophone_worker.source.options import range_options
+from hydrophone_worker.source.options import parse_range, range_options
 
 if TYPE_CHECKING:  # the worker's modules load torch, PyAV and the Azure SDKs: only when a command runs
     from hydrophone_worker.service.runner import RunSummary
@@ -172,14 +172,7 @@ def backfill(
     model_dir: Path | None,
 ) -> None:
     """Score a historical range as fast as the CPU allows, with a progress bar and a summary."""
-    from hydrophone_worker.source.history import parse_range_time
-
-    times = {}
-    for name, text in (("--start", start), ("--end", end)):
-        try:
-            times[name] = parse_range_time(text)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint=name) from None
+    first, last = parse_range(start, end)
     # Without a config file: a local run, probes on any free loopback port.
     data = _as_data(_load(config_path)) if config_path else {"server": {"host": "127.0.0.1", "port": 0}}
     configured = data.get("stream", {}).get("streamId", stream_id)
@@ -193,8 +186,8 @@ def backfill(
     stream = {
         "streamId": stream_id,
         "mode": "range",
-        "start": times["--start"].isoformat(),
-        "end": times["--end"].isoformat(),
+        "start": first.isoformat(),
+        "end": last.isoformat(),
         "baseUrl": base_url,
     }
     model = {"dir": str(model_dir) if model_dir else None}
@@ -202,7 +195,7 @@ def backfill(
     # Text mode shows the bar, not a line per clip; JSON mode logs every clip for machines.
     configure_logging(log_format, level=logging.INFO if log_format == "json" else logging.WARNING)
     console = Console(stderr=True, highlight=False)
-    total = (times["--end"] - times["--start"]).total_seconds()
+    total = (last - first).total_seconds()
     began_wall, began_cpu = time.monotonic(), time.process_time()
     with (
         _stop_on_signals() as stop,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 import click
@@ -21,3 +22,16 @@ def range_options(command: F) -> F:
     return click.option("--stream", "stream_id", required=True, help="Stream id, e.g. rpi_orcasound_lab.")(
         command
     )
+
+
+def parse_range(start: str, end: str) -> tuple[datetime, datetime]:
+    """--start and --end as UTC instants; a bad one is a usage error that names its option."""
+    from hydrophone_worker.source.history import parse_range_time
+
+    times = {}
+    for name, text in (("--start", start), ("--end", end)):
+        try:
+            times[name] = parse_range_time(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=name) from None
+    return times["--start"], times["--end"]
