@@ -34,10 +34,13 @@ chromium:
 PROMTOOL_VERSION ?= v0.316.0
 PROMTOOL_DIR ?= $(HOME)/.cache/hydrophone-operator/promtool-$(PROMTOOL_VERSION)
 export PROMTOOL := $(PROMTOOL_DIR)/promtool
+# Under a lock: checkouts that set up at the same time on one machine build it once.
 $(PROMTOOL):
-	rm -rf $(PROMTOOL_DIR).tmp
-	GOBIN=$(PROMTOOL_DIR).tmp GOFLAGS=-buildvcs=false go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
-	rm -rf $(PROMTOOL_DIR) && mv $(PROMTOOL_DIR).tmp $(PROMTOOL_DIR)
+	mkdir -p $(dir $(PROMTOOL_DIR))
+	flock $(PROMTOOL_DIR).lock sh -c 'test -x $(PROMTOOL) || { \
+		rm -rf $(PROMTOOL_DIR).tmp && \
+		GOBIN=$(PROMTOOL_DIR).tmp GOFLAGS=-buildvcs=false go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION) && \
+		rm -rf $(PROMTOOL_DIR) && mv $(PROMTOOL_DIR).tmp $(PROMTOOL_DIR); }'
 promtool: $(PROMTOOL)
 
 setup: $(STAMP) $(NODE_STAMP) chromium promtool

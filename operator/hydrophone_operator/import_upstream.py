@@ -92,7 +92,8 @@ def _pod_spec(deployment: Document) -> dict[str, Any]:
 
 def _container(deployment: Document) -> dict[str, Any]:
     """Upstream's Deployments run one container, the inference system."""
-    return (_pod_spec(deployment).get("containers") or [{}])[0]
+    container: dict[str, Any] = (_pod_spec(deployment).get("containers") or [{}])[0]
+    return container
 
 
 def _model_tag(deployment: Document, problems: list[str]) -> str | None:
