@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import kubernetes
 
+from hydrophone_operator import OperatorError
 from hydrophone_operator.resource import API_GROUP, API_VERSION, KIND, PLURAL
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ VERBS = ("get", "create", "patch")
 Applied = Literal["created", "updated", "unchanged"]
 
 
-class KubeError(RuntimeError):
+class KubeError(OperatorError, RuntimeError):
     """The API server refused a request: its HTTP status, reason (Invalid, Forbidden, Conflict, ...) and
     message, as the server wrote them (status conditions quote them)."""
 

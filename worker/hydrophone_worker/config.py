@@ -472,7 +472,7 @@ def _short_key(key: Any) -> str:
     return text if len(text) <= MAX_QUOTED_CHARS else quote(text)
 
 
-def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
+def _fix_for(kind: str, ctx: dict[str, Any], reference: str = EXAMPLE) -> str:
     """The fix for a pydantic error type (constraint errors say the allowed range)."""
     if kind in _FIX_BY_TYPE:
         return _FIX_BY_TYPE[kind]
@@ -505,7 +505,7 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
         return "give a mapping of keys (an indented block)"
     if kind.startswith("path"):
         return "give a file system path"
-    return f"correct it (every key and its allowed values are in {EXAMPLE})"
+    return f"correct it (every key and its allowed values are in {reference})"
 
 
 def dotted(loc: tuple[Any, ...]) -> str:
@@ -519,11 +519,13 @@ def problem_line(
     *,
     where: Callable[[tuple[Any, ...]], str] = dotted,
     noun: str = "key",
+    reference: str = EXAMPLE,
 ) -> str:
     """One validation problem as one line, `<where>: <problem> (got <input>) — fix: <what to do>`.
 
     The one renderer of pydantic errors: the worker config (root WorkerConfig), and the operator's settings
-    and Hydrophone spec, which pass their own model, their way of naming a location and what a key is called.
+    and Hydrophone spec, which pass their own model, their way of naming a location, what a key is called
+    and the file that shows every key (`reference`).
     """
     loc = tuple(error["loc"])
     path = where(loc)
@@ -539,7 +541,7 @@ def problem_line(
     if FIX in message:  # our validators say the fix themselves
         problem, fix = message.split(FIX, 1)
         return f"{path}: {problem}{got}{FIX}{fix}"
-    return f"{path}: {message}{got}{FIX}{_fix_for(kind, error.get('ctx') or {})}"
+    return f"{path}: {message}{got}{FIX}{_fix_for(kind, error.get('ctx') or {}, reference)}"
 
 
 def parse_config(data: Any, source: str = "<config>") -> WorkerConfig:
