@@ -162,7 +162,7 @@ _SIZES = {
 def _number(value: Any) -> str:
     if value is None:
         return "…"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _default(node: dict[str, Any]) -> str:
@@ -173,10 +173,14 @@ def _default(node: dict[str, Any]) -> str:
 
 
 def _type(node: dict[str, Any]) -> str:
-    kind = node.get("type") or ("integer or string" if "anyOf" in node else "")
-    if kind == "array" and "type" in node.get("items", {}):
-        return f"list of {node['items']['type']}"
-    return str(kind)
+    if "anyOf" in node:
+        return "quantity" if node.get("x-kubernetes-int-or-string") else "one of several types"
+    kind = str(node.get("type", ""))
+    if kind == "array" and isinstance(node.get("items"), dict):
+        return f"list of {_type(node['items'])}"
+    if kind == "object" and isinstance(node.get("additionalProperties"), dict):
+        return f"map of {_type(node['additionalProperties'])}"
+    return kind
 
 
 def settings_table(node: dict[str, Any] | None = None, path: str = "spec") -> list[str]:

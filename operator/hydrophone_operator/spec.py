@@ -50,6 +50,10 @@ _HOP_WITHIN_WINDOW = Rule(
     holds=lambda d: d.hop_seconds is None or d.window_seconds is None or d.hop_seconds <= d.window_seconds,
 )
 _DETECTION_DESCRIPTIONS = {  # until the worker's DetectionConfig documents its fields itself
+    "aggregation": (
+        "The decision rule: meanTopK (mean of the topK best windows), meanThresholded (mean of the windows "
+        "above localThreshold) or positiveCount (count of positive seconds, at least minPositiveWindows)."
+    ),
     "local_threshold": "Window score above which a window counts as a call.",
     "global_threshold": "Clip confidence at or above which a clip is a detection.",
     "top_k": "Number of best windows averaged by meanTopK (clamped to the windows a clip has).",
@@ -111,6 +115,8 @@ else:
 
 
 class Model(Spec):
+    """The model the worker runs."""
+
     tag: str | None = Field(
         None,
         pattern=MODEL_TAG_PATTERN,
@@ -124,7 +130,9 @@ class Model(Spec):
 class Credentials(Spec):
     """A Secret in the operator's namespace, copied into the site namespace as worker env vars."""
 
-    secret_name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
+    secret_name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="The Secret's name."
+    )
 
 
 class EnvVar(Spec):
