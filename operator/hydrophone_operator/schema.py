@@ -78,9 +78,15 @@ def resolved(model: type[BaseModel] = HydrophoneSpec) -> dict[str, Any]:
     return result
 
 
+_LAST = ("properties", "items", "additionalProperties")
+
+
 def _ordered(node: dict[str, Any]) -> dict[str, Any]:
+    """Scalars first, then the CEL rules, then the children (pydantic sorts keys alphabetically)."""
     first = {key: node[key] for key in _KEY_ORDER if key in node}
-    return {**first, **{key: value for key, value in node.items() if key not in first}}
+    last = {key: node[key] for key in _LAST if key in node}
+    middle = {key: value for key, value in node.items() if key not in first and key not in last}
+    return {**first, **middle, **last}
 
 
 def structural(node: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +109,8 @@ def structural(node: dict[str, Any]) -> dict[str, Any]:
             out[key] = {name: structural(child) for name, child in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
             out[key] = structural(value)
+        elif key == "x-kubernetes-validations":
+            out[key] = [{"rule": rule["rule"], "message": rule["message"]} for rule in value]
         elif key in ("exclusiveMinimum", "exclusiveMaximum"):
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
