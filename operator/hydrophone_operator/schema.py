@@ -46,6 +46,11 @@ _CONSTRAINT_NAMES = {
 }
 
 
+def _bound(value: Any) -> Any:
+    """3600.0 as 3600: a bound reads as the number it is (the worker declares some as floats)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def resolved(model: type[BaseModel] = HydrophoneSpec) -> dict[str, Any]:
     """The model's JSON schema with its $refs inlined, `X | None` as X (unset = absent), JSON Schema names
     for every constraint and no titles."""
@@ -71,7 +76,7 @@ def resolved(model: type[BaseModel] = HydrophoneSpec) -> dict[str, Any]:
             return walk(node)
         node.pop("title", None)
         if node.get("type") in ("number", "integer", "string", "array"):
-            node = {_CONSTRAINT_NAMES.get(key, key): value for key, value in node.items()}
+            node = {_CONSTRAINT_NAMES.get(key, key): _bound(value) for key, value in node.items()}
         return {key: walk(value) for key, value in node.items()}
 
     result: dict[str, Any] = walk(raw)
