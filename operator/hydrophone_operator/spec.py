@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from hydrophone_worker.config import (
     _AGGREGATION_ALIASES,
+    FIX,
     KNOWN_HYDROPHONES,
     AzureSinkConfig,
     DetectionConfig,
@@ -32,10 +33,13 @@ from hydrophone_operator.quantity import QUANTITY_PATTERN
 from hydrophone_operator.sections import SERVER_DEFAULT, Integral, Spec, resource_view
 from hydrophone_operator.settings import DNS_LABEL, MODEL_TAG_PATTERN
 
-HOP_LONGER_THAN_WINDOW = "hopSeconds must not exceed windowSeconds (windows would skip audio)"
+HOP_LONGER_THAN_WINDOW = (
+    f"hopSeconds must not exceed windowSeconds (windows would skip audio){FIX}make hopSeconds at most "
+    "windowSeconds"
+)
 LOCATION_REQUIRED = (
     "location (latitude, longitude) is required to publish detections of a stream that is not a known "
-    "Orcasound site; add it or set publish.enabled to false"
+    f"Orcasound site{FIX}add it or set publish.enabled to false"
 )
 Int = Annotated[int, Integral]
 
