@@ -50,19 +50,24 @@ setup: $(STAMP) $(NODE_STAMP) chromium promtool
 control-plane: $(STAMP)
 	$(PY) tools/control_plane.py build >/dev/null
 
-# mypy --strict (settings in pyproject.toml [tool.mypy]) on the worker package; the operator package
-# (also configured there) joins once its remaining errors are fixed: `.venv/bin/mypy -p hydrophone_operator`.
-MYPY := $(VENV)/bin/mypy -p hydrophone_worker
+# mypy --strict (settings in pyproject.toml [tool.mypy]) on both packages.
+MYPY := $(VENV)/bin/mypy -p hydrophone_worker -p hydrophone_operator
+# The CRD, its chart copy, values.schema.json and the README's spec table are generated from the spec's
+# pydantic models: stale copies fail the build (`python charts/sync_chart.py` rewrites them).
+SPEC_CHECK := $(PY) charts/sync_chart.py --check
 
 test: setup control-plane
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(MYPY)
+	$(SPEC_CHECK)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MYPY)
+	$(SPEC_CHECK)
 
 # Offline: moto on 127.0.0.1, the simulator (accelerated), `hydrophone-worker run` with the demo model.
 # Needs only the Python environment (no npm emulators).

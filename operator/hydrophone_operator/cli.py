@@ -11,6 +11,8 @@ import click
 # click only: the operator image has no torch (see tests/operator/test_import_boundary.py).
 from hydrophone_worker.cli import LazyGroup
 
+from hydrophone_operator import OperatorError
+
 # name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
     "import-upstream": "hydrophone_operator.import_upstream:import_upstream",
@@ -25,7 +27,7 @@ NO_CLUSTER_FIX = (
 )
 
 
-class NoCluster(click.ClickException):
+class NoCluster(OperatorError, click.ClickException):
     exit_code = 2
 
 

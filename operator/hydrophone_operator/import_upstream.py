@@ -24,6 +24,7 @@ import yaml
 from hydrophone_worker.config import KNOWN_HYDROPHONES, ConfigError, looks_like_upstream, translate_upstream
 from pydantic.alias_generators import to_camel
 
+from hydrophone_operator import OperatorError
 from hydrophone_operator.resource import API_GROUP, API_VERSION, KIND
 
 # `<date>.<model>.<rounds>[.<variant>...].v<major>`, e.g. 11-15-20.FastAI.R1-12.v0 or
@@ -36,7 +37,7 @@ SHADOW_SUFFIX = "-shadow"
 DEFAULT_CREDENTIALS_SECRET = "inference-system"  # upstream's hand-made Secret, same three keys
 
 
-class UpstreamImportError(ValueError):
+class UpstreamImportError(OperatorError, ValueError):
     """Everything wrong with the inputs, one line per problem naming the file, the field and the fix."""
 
     def __init__(self, problems: list[str]):
@@ -92,7 +93,8 @@ def _pod_spec(deployment: Document) -> dict[str, Any]:
 
 def _container(deployment: Document) -> dict[str, Any]:
     """Upstream's Deployments run one container, the inference system."""
-    return (_pod_spec(deployment).get("containers") or [{}])[0]
+    container: dict[str, Any] = (_pod_spec(deployment).get("containers") or [{}])[0]
+    return container
 
 
 def _model_tag(deployment: Document, problems: list[str]) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import kubernetes
 
+from hydrophone_operator import OperatorError
 from hydrophone_operator.resource import API_GROUP, API_VERSION, KIND, PLURAL
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ VERBS = ("get", "create", "patch")
 Applied = Literal["created", "updated", "unchanged"]
 
 
-class KubeError(RuntimeError):
+class KubeError(OperatorError, RuntimeError):
     """The API server refused a request: its HTTP status, reason (Invalid, Forbidden, Conflict, ...) and
     message, as the server wrote them (status conditions quote them)."""
 
@@ -111,9 +112,9 @@ class Kube:
     def from_environment(cls) -> Kube:
         """In a pod: the service account; elsewhere: $KUBECONFIG or ~/.kube/config."""
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            kubernetes.config.load_incluster_config()
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]  # unannotated
         else:
-            kubernetes.config.load_kube_config()
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]  # unannotated
         return cls(kubernetes.client.ApiClient())
 
     def _call(
@@ -131,7 +132,7 @@ class Kube:
             method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
         response = self._client.call_api(*params, _request_timeout=30)
-        data = response.read()
+        data = response.read()  # type: ignore[no-untyped-call]  # the client's response is unannotated
         if not 200 <= response.status < 300:
             raise _error(response.status, method, path, data)
         return response.status, (json.loads(data) if data else {})

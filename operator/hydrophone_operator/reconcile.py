@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -189,21 +189,21 @@ def remove_stale_copies(kube: Kube, hp: Hydrophone) -> None:
 def observe(hp: Hydrophone, kube: Kube, settings: OperatorSettings, fetch: Fetcher) -> Observed:
     """Apply the children (unless blocked) and gather what the status needs."""
     secret_name = hp.spec.credentials.secret_name if hp.spec.credentials else None
-    base = {
-        "generation": hp.generation,
-        "namespace": hp.namespace,
-        "image": worker_image(hp, settings),
-        "model_tag": model_tag(hp, settings),
-        "suspended": hp.spec.suspend,
-        "secret_name": secret_name,
-        "credentials_namespace": settings.credentials_namespace,
-        "lag_degraded_seconds": settings.lag_degraded_seconds,
-    }
+    base = Observed(
+        generation=hp.generation,
+        namespace=hp.namespace,
+        image=worker_image(hp, settings),
+        model_tag=model_tag(hp, settings),
+        suspended=hp.spec.suspend,
+        secret_name=secret_name,
+        credentials_namespace=settings.credentials_namespace,
+        lag_degraded_seconds=settings.lag_degraded_seconds,
+    )
     problem = image_problem(settings)
     namespace = None if problem else kube.get("v1", "Namespace", hp.namespace)
     problem = problem or namespace_problem(namespace, hp)
     if problem is not None:
-        return Observed(**base, problem=problem)
+        return replace(base, problem=problem)
     creds = credentials(hp, kube, settings, site_exists=namespace is not None)
     deployment, error = apply_children(kube, build_children(hp, settings, creds.source))
     if error is None:
@@ -216,8 +216,8 @@ def observe(hp: Hydrophone, kube: Kube, settings: OperatorSettings, fetch: Fetch
     worker, worker_error = (None, None)
     if not hp.spec.suspend and int(deployment_status.get("readyReplicas") or 0) >= 1:
         worker, worker_error = fetch(url)
-    return Observed(
-        **base,
+    return replace(
+        base,
         secret_found=creds.found,
         secret_unmarked=creds.unmarked,
         apply_error=error,

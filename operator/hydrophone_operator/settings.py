@@ -11,24 +11,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from hydrophone_worker.config import DEFAULT_BASE_URL
+from hydrophone_worker.config import DEFAULT_BASE_URL, dotted, problem_line
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hydrophone_operator.quantity import canonical_quantity
+from hydrophone_operator import OperatorError
+from hydrophone_operator.quantity import QUANTITY_PATTERN, canonical_quantity
 
 ENV_PREFIX = "HYDROPHONE_OPERATOR_"
+REFERENCE = "the README's operator settings table"
 MODEL_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # The default repository names no published image (README "Build the images"): a site refuses to start on it.
 PLACEHOLDER_WORKER_REPOSITORY = "ghcr.io/orcasound/hydrophone-worker"
 # Kept in the API server's canonical spelling (1.5Gi -> 1536Mi): the children we apply are never rewritten.
-Quantity = Annotated[
-    str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"), AfterValidator(canonical_quantity)
-]
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN), AfterValidator(canonical_quantity)]
 
 
-class SettingsError(ValueError):
+class SettingsError(OperatorError, ValueError):
     """Invalid operator settings, one readable line per problem naming the env var and the fix."""
 
 
@@ -99,14 +99,11 @@ class OperatorSettings(BaseSettings):
         return value
 
 
-def _problem(error: dict[str, Any]) -> str:
-    field = str(error["loc"][0]) if error["loc"] else "(settings)"
-    where = ".".join(str(p) for p in error["loc"])
-    if error["type"] == "extra_forbidden":
-        known = ", ".join(OperatorSettings.model_fields)
-        return f"{where}: unknown setting — fix: remove it or use one of: {known}"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{where} (env {ENV_PREFIX}{field.upper()}): {message} (got {error.get('input')!r})"
+def _setting(loc: tuple[Any, ...]) -> str:
+    """A setting as a user may set it: its name and its environment variable."""
+    if not loc:
+        return "(settings)"
+    return f"{dotted(loc)} (env {ENV_PREFIX}{str(loc[0]).upper()})"
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> OperatorSettings:
@@ -124,5 +121,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> OperatorSetting
     try:
         return OperatorSettings(**values)
     except ValidationError as exc:
-        lines = "\n".join(f"  - {_problem(e)}" for e in exc.errors())
+        problems = (
+            problem_line(e, OperatorSettings, where=_setting, noun="setting", reference=REFERENCE)
+            for e in exc.errors()
+        )
+        lines = "\n".join(f"  - {p}" for p in problems)
         raise SettingsError(f"invalid operator settings:\n{lines}") from None

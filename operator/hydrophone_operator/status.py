@@ -222,7 +222,7 @@ def transitions(previous: dict[str, Any] | None, current: dict[str, Any]) -> lis
 
 
 def is_warning(condition: dict[str, Any]) -> bool:
-    return BAD_STATE[condition["type"]] == condition["status"] and condition["type"] != "Suspended"
+    return bool(BAD_STATE[condition["type"]] == condition["status"] and condition["type"] != "Suspended")
 
 
 def status_changed(previous: dict[str, Any] | None, current: dict[str, Any]) -> bool:

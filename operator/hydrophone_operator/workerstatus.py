@@ -7,6 +7,7 @@ per URL, each bounded by `timeout` seconds: a worker whose /status hangs delays 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -79,7 +80,7 @@ class StatusPoller:
             if not running:
                 entry.started = self._clock()
                 entry.in_flight = self._pool.submit(self._fetch, url, self._timeout)
-                entry.in_flight.add_done_callback(lambda done, e=entry: self._store(e, done))
+                entry.in_flight.add_done_callback(functools.partial(self._store, entry))
             return entry.answer
 
     def _store(self, entry: _Entry, done: Future[Answer]) -> None:

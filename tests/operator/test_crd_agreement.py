@@ -81,6 +81,32 @@ def test_admitted_by_the_server_if_and_only_if_accepted_by_the_operator(cluster:
     )
 
 
+# The disagreements issue 14 found (the operator took what the CRD refuses, or refused at reconcile what
+# the CRD admitted), and two the JSON number type makes easy to get wrong.
+NAMED = {
+    "delay over an hour": ({"stream": {"delaySeconds": 3601}}, "spec.stream.delaySeconds"),
+    "hop longer than window": ({"detection": {"windowSeconds": 2, "hopSeconds": 3}}, "spec.detection"),
+    "no sinks": ({"publish": {"sinks": []}}, "spec.publish.sinks"),
+    "huge topK": ({"detection": {"topK": 1e308}}, "spec.detection.topK"),
+    "fractional topK": ({"detection": {"topK": 2.5}}, "spec.detection.topK"),
+    "whole float topK": ({"detection": {"topK": 2.0}}, None),
+}
+
+
+@pytest.mark.parametrize("case", list(NAMED), ids=list(NAMED))
+def test_the_disagreements_the_issue_named_are_gone(cluster: ControlPlane, case: str) -> None:
+    change, field = NAMED[case]
+    spec = {"streamId": "rpi_orcasound_lab", **change}
+    body = {"apiVersion": f"{API_GROUP}/{API_VERSION}", "kind": "Hydrophone", "metadata": {"name": "named"}}
+    body["spec"] = spec
+    server, operator = server_refusal(cluster, body), operator_refusal(body)
+    if field is None:
+        assert server is None and operator is None, (server, operator)
+        return
+    assert server is not None and field in server, server
+    assert operator is not None and named_in(operator, server), operator
+
+
 @pytest.mark.parametrize(
     ("before", "after"),
     [(None, "site-b"), ("site-a", "site-b"), ("site-a", None)],

@@ -170,6 +170,43 @@ def test_sync_check_reports_a_stale_crd_copy(
     )
 
 
+def test_the_crd_is_the_template_plus_the_spec_models(crd: dict[str, Any]) -> None:
+    from hydrophone_operator import schema
+
+    sync = load_script(CHART_DIR.parent / "sync_chart.py")
+    template = yaml.safe_load(sync.CRD_TEMPLATE.read_text(encoding="utf-8"))
+    assert crd == schema.crd(template)
+    (version,) = crd["spec"]["versions"]
+    assert version["schema"]["openAPIV3Schema"]["properties"]["spec"] == schema.spec_schema()
+    assert "spec" not in template["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+
+
+def test_sync_check_reports_a_stale_readme_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sync = load_script(CHART_DIR.parent / "sync_chart.py")
+    readme = tmp_path / "README.md"
+    text = sync.README.read_text(encoding="utf-8")
+    readme.write_text(text.replace("| `spec.suspend` |", "| `spec.suspended` |"), encoding="utf-8")
+    monkeypatch.setattr(sync, "REPO", tmp_path)
+    monkeypatch.setattr(sync, "README", readme)
+    assert sync.main(["--check"]) == 1
+    assert "stale: README.md (run `python charts/sync_chart.py`)" in capsys.readouterr().err
+    assert sync.main([]) == 0  # regenerated: the table is the models' again
+    assert readme.read_text(encoding="utf-8") == text
+
+
+def test_sync_says_where_the_table_goes_when_the_readme_lost_its_markers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync = load_script(CHART_DIR.parent / "sync_chart.py")
+    readme = tmp_path / "README.md"
+    readme.write_text(sync.README.read_text(encoding="utf-8").replace(sync.TABLE_END, ""), encoding="utf-8")
+    monkeypatch.setattr(sync, "README", readme)
+    with pytest.raises(sync.MissingMarkers, match="where the table goes"):
+        sync.main(["--check"])
+
+
 def test_notes_list_the_sites(chart: helm.Chart) -> None:
     notes = chart.render(full_values(), name=RELEASE, namespace=NAMESPACE, is_install=True)[
         "hydrophone-operator/templates/NOTES.txt"

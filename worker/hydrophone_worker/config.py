@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -37,6 +43,9 @@ from hydrophone_worker import WorkerError
 
 DEFAULT_BASE_URL = "https://s3-us-west-2.amazonaws.com/audio-orcasound-net"
 STREAM_ID_PATTERN = r"^[a-z0-9_]{1,63}$"
+URL_PATTERN = r"^https?://[^\s]+$"
+# An Azure Blob Storage container name: 3-63 of a-z, 0-9 and '-', starting and ending with a letter or digit.
+CONTAINER_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
 SECRET_ENV_VARS = (
     "AZURE_STORAGE_CONNECTION_STRING",
     "AZURE_COSMOSDB_PRIMARY_KEY",
@@ -86,10 +95,36 @@ KNOWN_HYDROPHONES: dict[str, Site] = {
 }
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A rule across fields of one section, written once: `holds` for pydantic, `cel` (the same test as a
+    CEL expression on the section's camelCase object) for the Hydrophone CRD's x-kubernetes-validations, which
+    the operator generates from the section models. `holds` must accept unset (None) fields: the resource's
+    view of a section leaves every field optional. `message` may name fields through `{section}`: nothing in
+    the worker's own config (its error line already names the section), the section's path in a Hydrophone
+    spec. `holds` None: a rule only the API server can check (a transition rule comparing with `oldSelf`)."""
+
+    cel: str
+    message: str
+    holds: Callable[[Any], bool] | None = None
+
+    def text(self, section: str = "") -> str:
+        return self.message.format(section=section)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, validate_default=True
     )
+    # Cross-field rules (see Rule); a section's other validators concern fields only the worker config has.
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _rules_hold(self) -> Self:
+        for rule in type(self).rules:
+            if rule.holds is not None and not rule.holds(self):
+                raise ValueError(rule.text())
+        return self
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -101,29 +136,58 @@ def _not_a_bool(value: Any) -> Any:
 
 NoBool = BeforeValidator(_not_a_bool)
 DAY_S = 86_400.0
+HOUR_S = 3_600.0
 Seconds = Annotated[float, NoBool, Field(gt=0, le=30 * DAY_S, allow_inf_nan=False)]
 NonNegativeSeconds = Annotated[float, NoBool, Field(ge=0, le=30 * DAY_S, allow_inf_nan=False)]
 Probability = Annotated[float, NoBool, Field(ge=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, NoBool, Field(ge=1, le=1_000_000)]
 
 
+def _http_url(value: str) -> str:
+    if not re.match(URL_PATTERN, value):
+        raise ValueError(
+            f"must be an http(s) URL{FIX}give a URL starting with http:// or https://, no spaces"
+        )
+    return value
+
+
+# Checked by _http_url (for its message); the schema carries the same pattern.
+HttpUrl = Annotated[str, Field(json_schema_extra={"pattern": URL_PATTERN}), AfterValidator(_http_url)]
+
+
+def _no_trailing_slash(value: str) -> str:
+    return value.rstrip("/")
+
+
+# Shared with the Hydrophone resource, which names the stream at its top level.
+StreamId = Annotated[
+    str,
+    Field(
+        pattern=STREAM_ID_PATTERN,
+        description=(
+            "The stream's S3 prefix (also the CosmosDB source_guid and location.id), e.g. rpi_orcasound_lab."
+        ),
+    ),
+]
+
+
 class StreamConfig(_Section):
-    base_url: str = DEFAULT_BASE_URL  # the BUCKET url; the stream lives at <baseUrl>/<streamId>
-    stream_id: Annotated[str, Field(pattern=STREAM_ID_PATTERN)]
+    base_url: Annotated[HttpUrl, Field(max_length=2048), AfterValidator(_no_trailing_slash)] = Field(
+        DEFAULT_BASE_URL, description="The bucket URL; the stream lives at <baseUrl>/<streamId>."
+    )
+    stream_id: StreamId
     mode: Literal["live", "range"] = "live"
     start: AwareDatetime | None = None
     end: AwareDatetime | None = None
-    delay_seconds: Annotated[float, NoBool, Field(ge=0, le=DAY_S, allow_inf_nan=False)] = 60.0
+    # Further behind than an hour is a backfill (mode range), not a live stream.
+    delay_seconds: Annotated[float, NoBool, Field(ge=0, le=HOUR_S, allow_inf_nan=False)] = Field(
+        60.0, description="How far behind the live edge to read, in seconds."
+    )
     max_backfill_seconds: NonNegativeSeconds = 3600.0
-    max_lag_seconds: Seconds = 1800.0
+    max_lag_seconds: Seconds = Field(
+        1800.0, description="Lag after which the worker skips ahead to the live edge."
+    )
     lag_policy: Literal["jump", "report"] = "jump"
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL{FIX}give the bucket URL, e.g. {DEFAULT_BASE_URL}")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _range_fields(self) -> Self:
@@ -193,61 +257,101 @@ class DetectionConfig(_Section):
         return self
 
 
+# The site's name as detections carry it; the Hydrophone resource calls it displayName.
+SiteName = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=128, description="Human-readable site name (the detection's location.name)."
+    ),
+]
+
+
 class LocationConfig(_Section):
-    name: str | None = None  # None = the known site's name, else the stream id
-    latitude: Annotated[float, NoBool, Field(ge=-90, le=90, allow_inf_nan=False)] | None = None
-    longitude: Annotated[float, NoBool, Field(ge=-180, le=180, allow_inf_nan=False)] | None = None
+    name: SiteName | None = None  # None = the known site's name, else the stream id
+    latitude: Annotated[float, NoBool, Field(ge=-90, le=90, allow_inf_nan=False)] | None = Field(
+        None, description="WGS 84 degrees north."
+    )
+    longitude: Annotated[float, NoBool, Field(ge=-180, le=180, allow_inf_nan=False)] | None = Field(
+        None, description="WGS 84 degrees east."
+    )
 
 
 class LocalSinkConfig(_Section):
     dir: Path = Path("detections")
 
 
-class AzureSinkConfig(_Section):
-    auth: Literal["connection-string", "azure-ad"] = "connection-string"
-    blob_account_url: str | None = None
-    cosmos_endpoint: str | None = None
-    audio_container: str = "audiowavs"
-    image_container: str = "spectrogramspng"
-    cosmos_database: str = "predictions"
-    cosmos_container: str = "metadata"
-    public_blob_base_url: str | None = None
+Container = Annotated[str, Field(pattern=CONTAINER_PATTERN)]
+Name = Annotated[str, Field(min_length=1)]
 
-    @model_validator(mode="after")
-    def _endpoints(self) -> Self:
-        if self.auth == "azure-ad" and not self.blob_account_url:
-            raise ValueError(
-                f"auth 'azure-ad' needs blobAccountUrl{FIX}add it, e.g. https://ACCOUNT.blob.core.windows.net"
-            )
-        return self
+
+class AzureSinkConfig(_Section):
+    auth: Literal["connection-string", "azure-ad"] = Field(
+        "connection-string",
+        description="connection-string: AZURE_STORAGE_CONNECTION_STRING; azure-ad: the pod's Azure identity.",
+    )
+    blob_account_url: HttpUrl | None = Field(
+        None, description="The Blob Storage account URL (required by azure-ad)."
+    )
+    cosmos_endpoint: HttpUrl | None = Field(
+        None, description="The CosmosDB account endpoint (required by the azure sink)."
+    )
+    audio_container: Container = Field("audiowavs", description="Blob container of the clips' audio.")
+    image_container: Container = Field("spectrogramspng", description="Blob container of the spectrograms.")
+    cosmos_database: Name = Field("predictions", description="CosmosDB database of the detection records.")
+    cosmos_container: Name = Field("metadata", description="CosmosDB container of the detection records.")
+    public_blob_base_url: HttpUrl | None = Field(
+        None, description="Base of the audio/image URLs written into records; default: the account URL."
+    )
+
+    rules = (
+        Rule(
+            cel="!has(self.auth) || self.auth != 'azure-ad' || has(self.blobAccountUrl)",
+            message=f"auth azure-ad needs blobAccountUrl{FIX}add it, e.g. https://ACCOUNT.blob.core.windows.net",
+            holds=lambda s: s.auth != "azure-ad" or bool(s.blob_account_url),
+        ),
+    )
 
 
 class TelemetryConfig(_Section):
-    enabled: bool = False
+    enabled: bool = Field(False, description="Send traces and metrics to Application Insights.")
+
+
+def _each_once(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError(f"each sink may appear once{FIX}remove the repeated entry")
+    return value
+
+
+Sinks = Annotated[
+    list[Literal["local", "azure"]],
+    Field(min_length=1, max_length=2, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    AfterValidator(_each_once),
+]
+
+
+def _cosmos_for_azure(p: Any) -> bool:
+    publishing_to_azure = p.enabled is not False and "azure" in (p.sinks or ())
+    return not publishing_to_azure or bool(getattr(p.azure, "cosmos_endpoint", None))
 
 
 class PublishConfig(_Section):
-    enabled: bool = True  # false = detect and log only (upstream upload_to_azure: false)
-    sinks: list[Literal["local", "azure"]] = Field(default_factory=lambda: ["local"], min_length=1)  # type: ignore[arg-type]
+    enabled: bool = Field(True, description="false = detect and log only (upstream upload_to_azure false).")
+    sinks: Sinks = Field(default_factory=lambda: ["local"], description="Where detections go.")  # type: ignore[arg-type]
     local: LocalSinkConfig = Field(default_factory=LocalSinkConfig)
     azure: AzureSinkConfig = Field(default_factory=AzureSinkConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
-    @field_validator("sinks")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError(f"each sink may appear once{FIX}remove the repeated entry")
-        return value
-
-    @model_validator(mode="after")
-    def _azure_needs_cosmos(self) -> Self:
-        if self.enabled and "azure" in self.sinks and not self.azure.cosmos_endpoint:
-            raise ValueError(
-                f"the azure sink needs azure.cosmosEndpoint{FIX}add it, e.g. "
-                "https://ACCOUNT.documents.azure.com:443/"
-            )
-        return self
+    rules = (
+        Rule(
+            cel=(
+                "(has(self.enabled) && !self.enabled) || !has(self.sinks) || !('azure' in self.sinks) || "
+                "(has(self.azure) && has(self.azure.cosmosEndpoint))"
+            ),
+            message=f"the azure sink needs {{section}}azure.cosmosEndpoint{FIX}add it, e.g. "
+            "https://ACCOUNT.documents.azure.com:443/",
+            holds=_cosmos_for_azure,
+        ),
+    )
 
 
 class StateConfig(_Section):
@@ -302,29 +406,43 @@ class WorkerConfig(_Section):
 _FIX_BY_TYPE = {
     "missing": "add this required key",
     "timezone_aware": "give a timezone, e.g. 2026-11-29T10:00:00Z or 2026-11-29T02:00:00-08:00",
-    "string_pattern_mismatch": (
-        "use the stream's S3 prefix: lower-case letters, digits and _ (e.g. rpi_orcasound_lab)"
-    ),
     "datetime_from_date_parsing": "use ISO-8601 with a timezone, e.g. 2026-11-29T10:00:00Z",
     "datetime_parsing": "use ISO-8601 with a timezone, e.g. 2026-11-29T10:00:00Z",
     "datetime_type": "use ISO-8601 with a timezone, e.g. 2026-11-29T10:00:00Z",
 }
 
 
-def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+_FIX_BY_PATTERN = {
+    STREAM_ID_PATTERN: "use the stream's S3 prefix: lower-case letters, digits and _, e.g. rpi_orcasound_lab",
+    CONTAINER_PATTERN: "use 3-63 of a-z, 0-9 and '-', starting and ending with a letter or digit",
+}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: the model itself, or the one in `X | None` / `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list):
+        return next(filter(None, map(_model_in, typing.get_args(annotation))), None)
+    return None
+
+
+def _section_model(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that owns the key at `loc` (for listing the allowed keys)."""
-    model: type[BaseModel] = WorkerConfig
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an item of a list of models: the list's field already named the model
+        assert model is not None
         field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        model = _model_in(getattr(field, "annotation", None))
+        if model is None:
             return None
-        model = annotation
     return model
 
 
-def _unknown_key_fix(loc: tuple[Any, ...]) -> str:
-    model = _section_model(loc)
+def _unknown_key_fix(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    model = _section_model(root, loc)
     if model is None:
         return "remove it"
     allowed = [f.alias or n for n, f in model.model_fields.items()]
@@ -354,10 +472,12 @@ def _short_key(key: Any) -> str:
     return text if len(text) <= MAX_QUOTED_CHARS else quote(text)
 
 
-def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
+def _fix_for(kind: str, ctx: dict[str, Any], reference: str = EXAMPLE) -> str:
     """The fix for a pydantic error type (constraint errors say the allowed range)."""
     if kind in _FIX_BY_TYPE:
         return _FIX_BY_TYPE[kind]
+    if kind == "string_pattern_mismatch":
+        return _FIX_BY_PATTERN.get(ctx.get("pattern", ""), f"match the pattern {ctx.get('pattern')}")
     bounds = {
         "greater_than": "use a number greater than {gt}",
         "greater_than_equal": "use {ge} or more",
@@ -385,15 +505,33 @@ def _fix_for(kind: str, ctx: dict[str, Any]) -> str:
         return "give a mapping of keys (an indented block)"
     if kind.startswith("path"):
         return "give a file system path"
-    return f"correct it (every key and its allowed values are in {EXAMPLE})"
+    return f"correct it (every key and its allowed values are in {reference})"
 
 
-def _problem_line(error: ErrorDetails) -> str:
+def dotted(loc: tuple[Any, ...]) -> str:
+    """How the worker config names a key: publish.sinks.0."""
+    return ".".join(_short_key(p) for p in loc) or "(top level)"
+
+
+def problem_line(
+    error: ErrorDetails,
+    root: type[BaseModel] | None = None,
+    *,
+    where: Callable[[tuple[Any, ...]], str] = dotted,
+    noun: str = "key",
+    reference: str = EXAMPLE,
+) -> str:
+    """One validation problem as one line, `<where>: <problem> (got <input>) — fix: <what to do>`.
+
+    The one renderer of pydantic errors: the worker config (root WorkerConfig), and the operator's settings
+    and Hydrophone spec, which pass their own model, their way of naming a location, what a key is called
+    and the file that shows every key (`reference`).
+    """
     loc = tuple(error["loc"])
-    path = ".".join(_short_key(p) for p in loc) or "(top level)"
+    path = where(loc)
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{path}: unknown key{FIX}{_unknown_key_fix(loc)}"
+        return f"{path}: unknown {noun}{FIX}{_unknown_key_fix(root or WorkerConfig, loc)}"
     message = error["msg"].removeprefix("Value error, ")
     got = (
         ""
@@ -403,7 +541,7 @@ def _problem_line(error: ErrorDetails) -> str:
     if FIX in message:  # our validators say the fix themselves
         problem, fix = message.split(FIX, 1)
         return f"{path}: {problem}{got}{FIX}{fix}"
-    return f"{path}: {message}{got}{FIX}{_fix_for(kind, error.get('ctx') or {})}"
+    return f"{path}: {message}{got}{FIX}{_fix_for(kind, error.get('ctx') or {}, reference)}"
 
 
 def parse_config(data: Any, source: str = "<config>") -> WorkerConfig:
@@ -421,7 +559,7 @@ def parse_config(data: Any, source: str = "<config>") -> WorkerConfig:
             data = translate_upstream(data, source)
         return WorkerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_problem_line(e) for e in exc.errors()]) from None
+        raise ConfigError(source, [problem_line(e) for e in exc.errors()]) from None
     except RecursionError:
         raise ConfigError(source, [_TOO_DEEP]) from None
 

@@ -21,33 +21,21 @@ def model_tag(hp: Hydrophone, settings: OperatorSettings) -> str:
 
 
 def worker_config(hp: Hydrophone, settings: OperatorSettings) -> WorkerConfig:
-    """Raises hydrophone_worker.config.ConfigError when the spec makes an invalid worker config."""
+    """The spec's sections are the worker's (spec.py derives them), so they pass through as dumped; the
+    operator adds what it decides itself. Raises hydrophone_worker.config.ConfigError when the spec makes an
+    invalid worker config."""
     spec = hp.spec
-    stream = {
-        "baseUrl": spec.stream.base_url or settings.default_stream_base_url,
-        "streamId": spec.stream_id,
-        "mode": "live",
-        "delaySeconds": spec.stream.delay_seconds,
-        "maxLagSeconds": spec.stream.max_lag_seconds,
-    }
-    publish: dict[str, Any] = {
-        "enabled": spec.publish.enabled,
-        "sinks": spec.publish.sinks,
-        "local": {"dir": f"{DATA_DIR}/detections"},
-        "azure": dumped(spec.publish.azure),
-        "telemetry": dumped(spec.publish.telemetry),
-    }
-    location = spec.location
     data = {
-        "stream": stream,
-        "model": {"threads": worker_threads(hp, settings), "tag": model_tag(hp, settings)},
-        "detection": spec.detection.model_dump(by_alias=True, exclude_none=True),
-        "location": {
-            "name": spec.display_name,
-            "latitude": location.latitude if location else None,
-            "longitude": location.longitude if location else None,
+        "stream": {
+            "baseUrl": settings.default_stream_base_url,
+            **(dumped(spec.stream) or {}),
+            "streamId": spec.stream_id,
+            "mode": "live",
         },
-        "publish": publish,
+        "model": {"threads": worker_threads(hp, settings), "tag": model_tag(hp, settings)},
+        "detection": dumped(spec.detection),
+        "location": {"name": spec.display_name, **(dumped(spec.location) or {})},
+        "publish": {**(dumped(spec.publish) or {}), "local": {"dir": f"{DATA_DIR}/detections"}},
         "state": {"dir": f"{DATA_DIR}/state"},
         "server": {"host": "0.0.0.0", "port": HTTP_PORT},
     }
