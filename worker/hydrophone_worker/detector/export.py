@@ -21,18 +21,30 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from hydrophone_worker import WorkerError
 from hydrophone_worker.detector import backend
 from hydrophone_worker.detector.backend import CACHE_FORMAT, MODEL_FILE, cached_export, release_freed_memory
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from hydrophone_worker.detector.modeldir import ModelConfig
 
 MANIFEST_FILE = MODEL_FILE + ".json"
 DATA_FILE = MODEL_FILE + ".data"  # where export_onnx puts the weights; network.onnx refers to it by name
 FILES = (MODEL_FILE, DATA_FILE, MANIFEST_FILE)
 CHUNK_BYTES = 1 << 20
+# What `model export-onnx` accepts between the export's and PyTorch's logits (measured: ~1e-5 on the
+# ResNet-50, whose scores then agree within 1e-6).
+MAX_LOGIT_DIFFERENCE = 1e-3
 
 log = logging.getLogger(__name__)
+
+
+class ExportMismatch(WorkerError, RuntimeError):
+    """An export whose logits do not match the network it was made from: never marked valid."""
 
 
 @dataclass(frozen=True)
@@ -110,13 +122,33 @@ def directory_export(directory: Path, identity: ExportIdentity) -> Path | None:
 
 def export_model(weights: Path, input_shape: tuple[int, int, int], target: Path) -> None:
     """Load the weights (torch), fold the batch norms and export them to `target`."""
-    from hydrophone_worker.detector.fast import fold_batch_norms
     from hydrophone_worker.detector.modeldir import load_model_dir
 
-    folded = fold_batch_norms(load_model_dir(weights).network)
+    _export_network(load_model_dir(weights).network, input_shape, target)
+
+
+def _export_network(network: nn.Module, input_shape: tuple[int, int, int], target: Path) -> None:
+    from hydrophone_worker.detector.fast import fold_batch_norms
+
+    folded = fold_batch_norms(network)
     backend.export_onnx(folded, input_shape, target)
     del folded
     release_freed_memory()
+
+
+def logit_difference(network: nn.Module, path: Path, input_shape: tuple[int, int, int]) -> float:
+    """The largest |logit| difference between `network` (unfused, torch) and the export at `path`.
+
+    On three seeded random spectrograms at the frontend's dB scale; raises ExportUnreadable when ONNX
+    Runtime cannot load the file.
+    """
+    import torch
+
+    batch = torch.randn(3, *input_shape, generator=torch.Generator().manual_seed(0)) * 20
+    with torch.inference_mode():
+        want = network.eval()(batch).numpy()
+    got = backend.onnxruntime_session(path, threads=1)(batch.numpy())
+    return float(np.abs(got - want).max())
 
 
 def export_to_cache(weights: Path, identity: ExportIdentity, root: Path) -> Path:
@@ -128,23 +160,36 @@ def export_to_cache(weights: Path, identity: ExportIdentity, root: Path) -> Path
     return cached_export(identity.key, export, root)
 
 
-def write_directory_export(directory: Path, weights: Path, config: ModelConfig) -> ExportIdentity:
+def write_directory_export(
+    directory: Path, weights: Path, config: ModelConfig
+) -> tuple[ExportIdentity, float]:
     """Export the directory's network into it (replacing any export there); the manifest is written last.
 
     Until the new manifest is in place the directory has none, so an interrupted run leaves an export that
-    is refused as stale, never one that is used with the wrong weights.
+    is refused as stale, never one that is used with the wrong weights. Returns the export's identity and
+    its largest logit difference to the unfused network (logit_difference), measured before the manifest
+    is written: the caller decides whether it is good enough.
     """
+    from hydrophone_worker.detector.modeldir import load_model_dir
+
     identity = identity_of(weights, config)
     (directory / MANIFEST_FILE).unlink(missing_ok=True)
+    network = load_model_dir(weights).network
     scratch = Path(tempfile.mkdtemp(prefix=".onnx-export-", dir=directory))
     try:
-        export_model(weights, identity.input_shape, scratch / MODEL_FILE)
+        _export_network(network, identity.input_shape, scratch / MODEL_FILE)
         for name in (DATA_FILE, MODEL_FILE):
             (scratch / name).replace(directory / name)
+        difference = logit_difference(network, directory / MODEL_FILE, identity.input_shape)
+        if not difference <= MAX_LOGIT_DIFFERENCE:
+            raise ExportMismatch(
+                f"{directory / MODEL_FILE}: logits differ from PyTorch's by {difference:.2e} "
+                f"(> {MAX_LOGIT_DIFFERENCE}); not marked valid"
+            )
         manifest = scratch / MANIFEST_FILE
         manifest.write_text(json.dumps(asdict(identity), indent=2) + "\n", encoding="utf-8")
         manifest.replace(directory / MANIFEST_FILE)
     finally:
         with contextlib.suppress(OSError):
             shutil.rmtree(scratch)
-    return identity
+    return identity, difference

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from hydrophone_worker.detector.backend import ExportUnreadable
 from hydrophone_worker.detector.export import (
     FILES,
+    ExportMismatch,
     identity_of,
     stale_reason,
     write_directory_export,
@@ -87,17 +89,20 @@ def export_onnx_command(directory: Path) -> None:
 
     The .json records the weights' sha256: the worker uses the export (fp32, ONNX Runtime, without
     importing torch) only while it matches them, and ignores it with a warning once the weights change.
-    The worker image's build runs this for its baked model.
+    Fails unless ONNX Runtime loads the export and its logits match PyTorch's. The worker image's build
+    runs this for its baked model.
     """
     try:
         found, config, weights = locate_model(directory)
         if found != directory:
             raise ModelDirError(f"{directory}: give the model directory, not a file in it")
-        load_model_dir(directory)  # the weights must fit the architecture before anything is written
-        identity = write_directory_export(directory, weights, config)
-    except ModelDirError as exc:
+        identity, difference = write_directory_export(directory, weights, config)
+    except (ModelDirError, ExportMismatch, ExportUnreadable) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"{directory}: cannot write the export: {exc}") from None
     digest = identity.weights_sha256[:16]
-    click.echo(f"exported {weights} -> {directory / FILES[0]} (weights sha256 {digest}...)")
+    click.echo(
+        f"exported {weights} -> {directory / FILES[0]} (weights sha256 {digest}...; "
+        f"logits within {difference:.1e} of PyTorch)"
+    )
