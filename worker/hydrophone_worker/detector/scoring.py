@@ -115,7 +115,9 @@ class Detector:
         """`compiled`: compile the network now (tens of seconds, once) for ~25% faster windows afterwards.
 
         `backend`: auto, torch or onnxruntime; None reads HYDROPHONE_DETECTOR_BACKEND (default auto: chosen
-        from the CPU's flags, see backend.py). Runs on the torch thread count configured before.
+        from the CPU's flags, see backend.py). `network` may be an OnnxExport (load.py finds one for a model
+        directory): it runs in onnxruntime without torch. Runs on the thread count configured before
+        (cpu.configure_torch_threads).
         """
         self.params = params
         self.model_id = model_id
