@@ -213,8 +213,9 @@ def session_options(threads: int) -> ort.SessionOptions:
     # Spinning worker threads burn CPU between batches: the worker pays for CPU-seconds, not latency.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    # No arena: it would keep the largest batch's activations allocated between clips.
-    options.enable_cpu_mem_arena = False
+    # The CPU arena keeps the largest batch's activations allocated between clips: measured on a ResNet-50
+    # clip, +33 MiB of peak RSS for 4-5% less CPU per clip (README, Speed); the worker pays for CPU.
+    options.enable_cpu_mem_arena = True
     return options
 
 
