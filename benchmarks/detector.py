@@ -29,7 +29,9 @@ import numpy as np
 import torch
 from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
-from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
+from hydrophone_worker.detector.cpu import configure_torch_threads, cpu_supports_bf16, read_cpu_flags
+from hydrophone_worker.detector.export import write_directory_export
+from hydrophone_worker.detector.modeldir import SAFETENSORS_FILE, ModelConfig, save_model_dir
 from hydrophone_worker.detector.network import build_network
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
 from torch.utils.flop_counter import FlopCounterMode
@@ -112,20 +114,50 @@ def window_flops(network: torch.nn.Module) -> float:
     return float(counter.get_total_flops())
 
 
-def rss_probe() -> None:
-    """What one worker holds: a single default Detector scoring one clip; prints its peak RSS in MiB."""
-    torch.set_num_threads(1)
-    Detector(random_resnet(), DetectionParams()).score_audio(synthetic_clip(), RATE)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# One worker's detector, as load_detector builds it from a model directory, scoring one clip in a fresh
+# interpreter (not this module: it imports torch): its peak RSS (VmHWM, which starts afresh at exec; a child's
+# ru_maxrss would carry this process's over) and whether torch was imported.
+RSS_PROBE = """
+import sys
+from pathlib import Path
+import numpy as np
+from hydrophone_worker.detector.cpu import configure_torch_threads
+from hydrophone_worker.detector.load import load_detector
+configure_torch_threads(1)
+detector, _config = load_detector(Path(sys.argv[1]))
+detector.score_audio(np.load(sys.argv[2]), int(sys.argv[3]))
+status = Path("/proc/self/status").read_text().splitlines()
+peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+print(peak, "torch" in sys.modules)
+"""
 
 
-def child_peak_rss_mib(cache: Path) -> float:
-    """Peak RSS of a fresh process running rss_probe with `cache` as its XDG cache."""
+def child_peak_rss(model_dir: Path, clip: Path, cache: Path) -> tuple[float, bool]:
+    """(peak RSS in MiB, torch imported) of a fresh process scoring `clip` with `model_dir`'s detector."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    probe = [sys.executable, __file__, "--rss-probe"]
-    return float(
-        subprocess.run(probe, check=True, env=env, capture_output=True, text=True).stdout.split()[-1]
-    )
+    probe = [sys.executable, "-c", RSS_PROBE, str(model_dir), str(clip), str(RATE)]
+    peak, torch_imported = subprocess.run(
+        probe, check=True, env=env, capture_output=True, text=True
+    ).stdout.split()[-2:]
+    return float(peak), torch_imported == "True"
+
+
+def rss_figures(network: torch.nn.Module, audio: np.ndarray) -> str:
+    """The detector's peak RSS on a first start (no export: it exports, with torch) and with the model
+    directory's own export (`model export-onnx`, as the worker image bakes it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        config = ModelConfig.model_validate({"model": {"architecture": "resnet50", "name": "random"}})
+        model_dir = save_model_dir(work / "model", network.state_dict(), config)
+        np.save(work / "clip.npy", audio)
+        first = child_peak_rss(model_dir, work / "clip.npy", work / "cache")
+        write_directory_export(model_dir, model_dir / SAFETENSORS_FILE, config)
+        exported = child_peak_rss(model_dir, work / "clip.npy", work / "empty-cache")
+
+    def line(figure: tuple[float, bool]) -> str:
+        return f"{figure[0]:.0f} MiB ({'torch imported' if figure[1] else 'torch never imported'})"
+
+    return f"{line(first)} on a first start (it exports), {line(exported)} with the model directory's export"
 
 
 def cpu_model() -> str:
@@ -142,17 +174,11 @@ def cpu_model() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.rss_probe:
-        rss_probe()
-        return
-
-    with tempfile.TemporaryDirectory() as cache:  # the first start exports the network, the second loads it
-        first_rss, cached_rss = child_peak_rss_mib(Path(cache)), child_peak_rss_mib(Path(cache))
-    torch.set_num_threads(1)
+    configure_torch_threads(1)
     audio = synthetic_clip()
     network = random_resnet()
+    rss = rss_figures(network, audio)
     params = DetectionParams()
     signal = frontend.prepare(audio, RATE, params.normalize)
     starts = frontend.window_starts(len(signal), params.window_s, params.hop_s)
@@ -254,10 +280,7 @@ def main() -> None:
         shares += f", {front_cpu / totals['torch bf16 folded, batch 8']:.0%} of the bf16 total"
     print(f"frontend (resample + mel, decode excluded): {front_cpu:.3f} CPU s per clip = {shares}")
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"\npeak RSS of one process scoring a clip with one default Detector: {first_rss:.0f} MiB on a first "
-        f"start, {cached_rss:.0f} MiB with the exported network cached"
-    )
+    print(f"\npeak RSS of one process scoring a clip with the default fp32 detector: {rss}")
     print(f"peak RSS of this benchmark (several networks held at once): {peak_rss:.0f} MiB")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 

@@ -1,14 +1,17 @@
 """Whole-worker cost in range mode: CPU seconds and peak RSS per hour of audio, and where the time goes.
 
     .venv/bin/python benchmarks/worker.py [--minutes 10] [--architecture resnet50] [--threads 1]
-        [--precision fp32|bf16] [--backend auto|torch|onnxruntime]
+        [--precision fp32|bf16] [--backend auto|torch|onnxruntime] [--start model-dir|cache|first]
 
 A simulated hydrophone (moto on 127.0.0.1) holds `--minutes` of synthetic ocean with a call a minute; the real
 worker (`Worker`, range mode, local sink) scores it with the chosen architecture (random weights for the
 ResNet-50: the cost does not depend on the values). A profiler with a CPU-time clock splits the worker's CPU
 time into fetch (HTTP), decode (PyAV), frontend (resample + mel), model (forward passes) and publish (outbox:
 WAV, PNG, local sink); the figures are extrapolated to one hour of audio. `--backend` reaches the worker as
-HYDROPHONE_DETECTOR_BACKEND (the worker's only backend switch). Not a test: it prints figures.
+HYDROPHONE_DETECTOR_BACKEND (the worker's only backend switch). The worker runs in a process of its own, so
+its peak RSS is the worker's alone; `--start` says how it finds the ONNX export: in the model directory (as
+the image bakes it), in its cache (a restart), or nowhere (a first start: it exports). Not a test: it prints
+figures.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ import httpx
 import hydrophone_worker.detector.scoring
 import hydrophone_worker.publish.factory
 import hydrophone_worker.source.history  # noqa: F401
-import torch
 from hydrophone_worker.config import WorkerConfig
 from hydrophone_worker.detector.backend import (
     BACKEND_CHOICES,
@@ -45,8 +47,8 @@ from hydrophone_worker.detector.backend import (
     resolve_backend,
 )
 from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
-from hydrophone_worker.detector.modeldir import ModelConfig, save_model_dir
-from hydrophone_worker.detector.network import build_network
+from hydrophone_worker.detector.export import write_directory_export
+from hydrophone_worker.detector.modeldir import ModelConfig, locate_model, save_model_dir
 from hydrophone_worker.service.app import RunOptions, Worker, load_scorer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +96,13 @@ def moto_process() -> Iterator[str]:
         server.wait(timeout=30)
 
 
+STARTS = ("model-dir", "cache", "first")
+
+
 def random_model(directory: Path, architecture: str) -> Path:
+    import torch  # here only: the measured worker process must not import it unless it needs it
+    from hydrophone_worker.detector.network import build_network
+
     torch.manual_seed(0)
     network = build_network(architecture)
     config = ModelConfig.model_validate(
@@ -113,8 +121,41 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
     return totals
 
 
-def load_model(raw: dict) -> None:
+def load_model(raw: dict, cache: str) -> None:
+    os.environ["XDG_CACHE_HOME"] = cache
     load_scorer(WorkerConfig.model_validate(raw))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS: VmHWM, which starts afresh at exec. getrusage's ru_maxrss would not do in
+    a spawned child: Linux carries the forking parent's high-water mark over into it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
+def run_worker(raw: dict, cache: str, results: multiprocessing.Queue) -> None:
+    """The measured worker, in a fresh process: its CPU time, peak RSS and profile go back on `results`."""
+    os.environ["XDG_CACHE_HOME"] = cache
+    worker = Worker(WorkerConfig.model_validate(raw), RunOptions(), env={}, stop=threading.Event())
+    profiler = cProfile.Profile(time.process_time)
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    profiler.enable()
+    summary = worker.run()
+    profiler.disable()
+    results.put(
+        {
+            "cpu": time.process_time() - cpu0,
+            "wall": time.monotonic() - wall0,
+            "clips": summary.clips,
+            "audio_seconds": summary.audio_seconds,
+            "positives": summary.positives,
+            "peak_rss_mib": peak_rss_mib(),
+            "torch_imported": "torch" in sys.modules,
+            "stages": stage_seconds(pstats.Stats(profiler)),
+        }
+    )
 
 
 def main() -> None:
@@ -124,7 +165,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
+    parser.add_argument("--start", choices=STARTS, default="model-dir")
     args = parser.parse_args()
+    spawn = multiprocessing.get_context("spawn")
     if args.precision == "bf16" and not cpu_supports_bf16():
         print("worker bf16: not measured, this CPU has no avx512_bf16/amx_bf16 (the worker refuses it)")
         return
@@ -160,41 +203,43 @@ def main() -> None:
             "state": {"dir": str(work / "state")},
             "server": {"host": "127.0.0.1", "port": 0},
         }
-        config = WorkerConfig.model_validate(raw)
-        # A live worker runs for days and restarts with its export cached (/tmp survives container restarts):
-        # a warm-up process exports the network first, so the measured worker starts like a restart.
-        os.environ["XDG_CACHE_HOME"] = str(work / "cache")
-        warm_up = multiprocessing.get_context("spawn").Process(target=load_model, args=(raw,))
-        warm_up.start()
-        warm_up.join()
-        worker = Worker(config, RunOptions(), env={}, stop=threading.Event())
-        profiler = cProfile.Profile(time.process_time)
-        cpu0, wall0 = time.process_time(), time.monotonic()
-        profiler.enable()
-        summary = worker.run()
-        profiler.disable()
-        cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    audio_h = summary.audio_seconds / 3600
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    stages = stage_seconds(pstats.Stats(profiler))
+        cache = str(work / "cache")
+        if args.start == "model-dir":  # as the worker image bakes its model
+            directory, model_config, weights = locate_model(work / "model")
+            write_directory_export(directory, weights, model_config)
+        elif args.start == "cache":
+            # A restart with the export cached (/tmp survives container restarts): a warm-up process exports
+            # the network first.
+            warm_up = spawn.Process(target=load_model, args=(raw, cache))
+            warm_up.start()
+            warm_up.join()
+        results: multiprocessing.Queue = spawn.Queue()
+        measured = spawn.Process(target=run_worker, args=(raw, cache, results))
+        measured.start()
+        figures = results.get()
+        measured.join()
+    cpu, wall, stages = figures["cpu"], figures["wall"], figures["stages"]
+    audio_seconds, peak_rss_mib = figures["audio_seconds"], figures["peak_rss_mib"]
+    audio_h = audio_seconds / 3600
     backend = resolve_backend(
         args.backend, read_cpu_flags(), args.precision, False, onnxruntime_installed(), {}
     )
     print(
         f"architecture {args.architecture}, {args.precision}, backend {backend}, {args.threads} thread(s): "
-        f"{summary.clips} clips "
-        f"({summary.audio_seconds / 60:.1f} min of audio), {summary.positives} positive"
+        f"{figures['clips']} clips ({audio_seconds / 60:.1f} min of audio), {figures['positives']} positive, "
+        f"start: {args.start}"
     )
     print(
-        f"CPU: {cpu:.1f} s ({cpu / audio_h:.0f} CPU-s per hour of audio = {cpu / summary.audio_seconds:.3f} "
-        f"cores to keep up live); wall {wall:.1f} s ({summary.audio_seconds / wall:.1f}x real time)"
+        f"CPU: {cpu:.1f} s ({cpu / audio_h:.0f} CPU-s per hour of audio = {cpu / audio_seconds:.3f} "
+        f"cores to keep up live); wall {wall:.1f} s ({audio_seconds / wall:.1f}x real time)"
     )
     steady = cpu - stages.get("start-up", 0.0)
     print(
         f"without the one-time start-up: {steady / audio_h:.0f} CPU-s per hour of audio = "
-        f"{steady / summary.audio_seconds:.3f} cores (the worker's core share on a live site)"
+        f"{steady / audio_seconds:.3f} cores (the worker's core share on a live site)"
     )
-    print(f"peak RSS of the process: {peak_rss_mib:.0f} MiB (the worker; includes the finished simulator)")
+    torch_note = "torch imported" if figures["torch_imported"] else "torch never imported"
+    print(f"peak RSS of the worker process: {peak_rss_mib:.0f} MiB ({torch_note})")
     profiled = sum(stages.values())
     print("share of the worker's CPU time (profiled; the profiler adds overhead):")
     for stage in ("start-up", "fetch", "decode", "frontend", "model", "publish"):

@@ -6,6 +6,8 @@ window than PyTorch's eager oneDNN path on AVX-512 CPUs (AMD Zen 5, Intel Sapphi
 within 1e-6 of the unfused network, and without the C++ compiler torch.compile needs. bf16 stays on
 PyTorch: ONNX Runtime's x86 CPU kernels have no bf16 convolutions. The choice is a pure function of the
 flags (never a benchmark at start-up); `HYDROPHONE_DETECTOR_BACKEND` or `detect --backend` overrides it.
+An exported network (OnnxExport: a model directory's own export, see export.py, or a cached one) is run with
+onnxruntime and numpy alone, so that process never imports torch (~500 MiB of its peak memory).
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import nn
+import numpy as np
 
-from hydrophone_worker.detector.fast import PrecisionUnsupported
+from hydrophone_worker import WorkerError
+from hydrophone_worker.detector.fast import Forward, PrecisionUnsupported
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+    from torch import nn
 
 Backend = Literal["torch", "onnxruntime"]
 BACKEND_CHOICES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
@@ -36,12 +43,22 @@ BACKEND_ENV = "HYDROPHONE_DETECTOR_BACKEND"
 # MLAS's fast x86 kernels (the ones measured) need AVX2 with FMA at least; AVX-512 ones are picked by itself.
 ONNXRUNTIME_FLAGS = frozenset({"avx2", "fma"})
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
 INPUT, OUTPUT = "spectrograms", "logits"
 MODEL_FILE = "network.onnx"  # its weights go beside it, in network.onnx.data
 CACHE_FORMAT = 1  # part of the cache key: bump when export_onnx changes what it writes
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """A network exported to ONNX before (`path`: its network.onnx, weights beside it); runs without torch."""
+
+    path: Path
+
+
+class ExportUnreadable(WorkerError, RuntimeError):
+    """An exported network that ONNX Runtime cannot load (truncated, corrupt, or from an unknown opset)."""
 
 
 class BackendUnsupported(PrecisionUnsupported):
@@ -104,6 +121,8 @@ def export_onnx(folded: nn.Module, input_shape: tuple[int, int, int], path: Path
     per network (cached_export), so a model directory needs nothing besides its weights. Written to a file
     rather than serialised in memory: two fewer in-memory copies of the weights at peak.
     """
+    import torch
+
     example = torch.zeros(2, *input_shape)
     batch = torch.export.Dim("batch", min=1, max=4096)
     # The exporter warns about torchvision ops it cannot register (torchvision is not installed, on purpose).
@@ -143,7 +162,13 @@ def onnx_cache_root(env: Mapping[str, str]) -> Path:
 
 
 def network_key(folded: nn.Module, input_shape: tuple[int, int, int]) -> str:
-    """A digest of everything the exported file depends on: graph, weights, input shape, exporter."""
+    """A digest of everything the exported file depends on: graph, weights, input shape, exporter.
+
+    For a network built in this process (tests, benchmarks); a model directory's exports are keyed by its
+    weights file instead (export.export_key), which needs no torch.
+    """
+    import torch
+
     digest = hashlib.sha256(f"{CACHE_FORMAT} {torch.__version__} {input_shape}".encode())
     digest.update(str(getattr(folded, "code", type(folded).__qualname__)).encode())
     for name, tensor in folded.state_dict().items():
@@ -152,20 +177,81 @@ def network_key(folded: nn.Module, input_shape: tuple[int, int, int]) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached_export(folded: nn.Module, input_shape: tuple[int, int, int], root: Path) -> Path:
-    """The exported network under `root`, exported now if absent; only complete exports are renamed in."""
-    final = root / network_key(folded, input_shape)
+def cached_path(key: str, root: Path) -> Path | None:
+    """The network.onnx cached under `root` for `key`, if there is one."""
+    path = root / key / MODEL_FILE
+    return path if path.is_file() else None
+
+
+def cached_export(key: str, export: Callable[[Path], None], root: Path) -> Path:
+    """The network cached under `root` for `key`, written by export(path) now if absent.
+
+    Only complete exports are renamed in, so a crash mid-export leaves no file that looks valid.
+    """
+    final = root / key
     if (final / MODEL_FILE).is_file():
         return final / MODEL_FILE
     root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
     try:
-        export_onnx(folded, input_shape, scratch / MODEL_FILE)
+        export(scratch / MODEL_FILE)
         with contextlib.suppress(OSError):  # another process renamed its identical export in first
             scratch.rename(final)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return final / MODEL_FILE
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning worker threads burn CPU between batches: the worker pays for CPU-seconds, not latency.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    # The CPU arena keeps the largest batch's activations allocated between clips: measured on a ResNet-50
+    # clip, +33 MiB of peak RSS for 4-5% less CPU per clip (README, Speed); the worker pays for CPU.
+    options.enable_cpu_mem_arena = True
+    return options
+
+
+def load_session(path: Path, threads: int) -> ort.InferenceSession:
+    """`path` in ONNX Runtime's CPU provider; raises onnxruntime's own errors for unreadable files."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def session_forward(session: ort.InferenceSession) -> Forward:
+    def forward(batch: np.ndarray) -> np.ndarray:
+        logits: np.ndarray = session.run([OUTPUT], {INPUT: np.ascontiguousarray(batch, np.float32)})[0]
+        return logits
+
+    return forward
+
+
+def onnxruntime_session(path: Path, threads: int) -> Forward:
+    """The exported network at `path` on `threads` threads: numpy in and out, no torch."""
+    began = time.perf_counter()
+    try:
+        session = load_session(path, threads)
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+        raise ExportUnreadable(f"ONNX Runtime cannot load it: {exc}") from exc
+    log.info("detector network %s ready in ONNX Runtime in %.1f s", path, time.perf_counter() - began)
+    return session_forward(session)
+
+
+def _cache_folded(network: nn.Module, input_shape: tuple[int, int, int], root: Path) -> Path:
+    """`network`'s folded copy exported into the cache (if not there yet); the copy is freed on return."""
+    from hydrophone_worker.detector.fast import fold_batch_norms
+
+    folded = fold_batch_norms(network)
+    key = network_key(folded, input_shape)
+    return cached_export(key, lambda target: export_onnx(folded, input_shape, target), root)
 
 
 def onnxruntime_forward(
@@ -177,36 +263,20 @@ def onnxruntime_forward(
     or the next `detect` run loads the file instead of exporting (seconds, and ~200 MB less peak memory).
     An unwritable cache or an unreadable cached file costs a fresh export, never a failure.
     """
-    import onnxruntime as ort
-
     from hydrophone_worker.detector.fast import fold_batch_norms
 
     began = time.perf_counter()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Spinning worker threads burn CPU between batches: the worker pays for CPU-seconds, not latency.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    # No arena: it would keep the largest batch's activations allocated between clips.
-    options.enable_cpu_mem_arena = False
-
-    def load(path: Path) -> ort.InferenceSession:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
     root = onnx_cache_root(os.environ) if cache is None else cache
     session = None
     try:
-        path = cached_export(fold_batch_norms(network), input_shape, root)
+        path = _cache_folded(network, input_shape, root)
     except OSError as exc:
         log.warning("ONNX cache %s is not usable (%s): exporting for this process only", root, exc)
     else:
         # The folded copy is gone by now: the session's weights never coexist with it.
         release_freed_memory()
         try:
-            session = load(path)
+            session = load_session(path, threads)
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
             log.warning("cached ONNX network %s is unreadable (%s): exporting it again", path.parent, exc)
             shutil.rmtree(path.parent, ignore_errors=True)
@@ -214,14 +284,9 @@ def onnxruntime_forward(
         with tempfile.TemporaryDirectory(prefix="hydrophone-onnx-") as scratch:
             export_onnx(fold_batch_norms(network), input_shape, Path(scratch) / MODEL_FILE)
             release_freed_memory()
-            session = load(Path(scratch) / MODEL_FILE)
+            session = load_session(Path(scratch) / MODEL_FILE, threads)
     log.info("detector network ready in ONNX Runtime in %.1f s", time.perf_counter() - began)
-
-    def forward(batch: torch.Tensor) -> torch.Tensor:
-        array = batch.to(dtype=torch.float32).contiguous().numpy()
-        return torch.from_numpy(session.run([OUTPUT], {INPUT: array})[0])
-
-    return forward
+    return session_forward(session)
 
 
 def self_check() -> float:
@@ -230,6 +295,8 @@ def self_check() -> float:
     The worker image runs this at build time, where (as at run time) there is no C++ compiler, so an image
     whose fp32 path cannot work fails to build instead of falling back silently.
     """
+    import torch
+
     from hydrophone_worker.detector.demo_network import DemoCNN
     from hydrophone_worker.detector.frontend import FRAMES, N_MELS
 
@@ -238,7 +305,8 @@ def self_check() -> float:
     forward = onnxruntime_forward(network, (1, N_MELS, FRAMES), threads=1)
     batch = torch.randn(3, 1, N_MELS, FRAMES) * 20
     with torch.inference_mode():
-        return float((forward(batch) - network(batch)).abs().max())
+        want = network(batch).numpy()
+    return float(np.abs(forward(batch.numpy()) - want).max())
 
 
 if __name__ == "__main__":

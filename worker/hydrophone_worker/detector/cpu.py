@@ -2,18 +2,21 @@
 
 Upstream ran torch with one thread per *host* core under a 1-CPU Kubernetes limit and lost 30x to
 throttling. The quota is read from cgroup v2 `cpu.max` (every level up the tree: the tightest wins), else
-the scheduler affinity; torch never gets more intra-op threads than that.
+the scheduler affinity; torch never gets more intra-op threads than that. Torch-free: the fp32 worker with
+an ONNX export runs without importing torch (~500 MiB), so the count is kept here and handed to torch only
+if and when a torch engine is built (apply_torch_threads).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
-import torch
-
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# What configure_torch_threads chose; None until it ran (tests and benchmarks may set torch's count directly).
+_configured: int | None = None
 
 
 def quota_cpus(cpu_max: str) -> float | None:
@@ -69,16 +72,34 @@ def available_threads() -> int:
 
 
 def configure_torch_threads(requested: int | None = None) -> int:
-    """Set torch's intra-op threads to `requested` or to all usable CPUs; refuse more than usable."""
+    """The engine's intra-op threads: `requested` or all usable CPUs; refuse more than usable."""
     limit = available_threads()
     if requested is not None and not 1 <= requested <= limit:
         raise ValueError(
             f"threads {requested} is more than the {limit} CPU(s) this process may use (cgroup cpu.max / "
             f"affinity); give 1 to {limit}, or leave it unset to use {limit}"
         )
-    threads = requested or limit
-    torch.set_num_threads(threads)
+    global _configured
+    _configured = threads = requested or limit
+    if "torch" in sys.modules:  # else apply_torch_threads hands it over when a torch engine is built
+        apply_torch_threads()
     return threads
+
+
+def apply_torch_threads() -> None:
+    """Give torch the configured thread count (torch's own default is every host core)."""
+    import torch
+
+    if _configured is not None:
+        torch.set_num_threads(_configured)
+
+
+def engine_threads() -> int:
+    """Intra-op threads for the detector's engine: the configured count, else torch's, else all usable."""
+    if _configured is not None:
+        return _configured
+    torch = sys.modules.get("torch")
+    return int(torch.get_num_threads()) if torch is not None else available_threads()
 
 
 def cpu_flags(cpuinfo: str) -> frozenset[str]:

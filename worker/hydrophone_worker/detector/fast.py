@@ -8,6 +8,7 @@ Opt-in: torch.compile (inductor with freezing: weights become constants, convolu
 is another ~25% per window at identical scores, but needs a C++ compiler and costs tens of seconds once per
 process, so only long-running workers ask for it. torch.jit (deprecated) is not used.
 For fp32 the folded network can instead run in ONNX Runtime (backend.py), which needs no compiler.
+torch is imported only when a network is folded: the precision checks here serve the torch-free ONNX path too.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import fx, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
+import numpy as np
 
 from hydrophone_worker import WorkerError
-from hydrophone_worker.detector.cpu import cpu_supports_bf16
+from hydrophone_worker.detector.cpu import apply_torch_threads, cpu_supports_bf16
 from hydrophone_worker.detector.frontend import FRAMES, N_MELS
 
 if TYPE_CHECKING:
-    from hydrophone_worker.detector.backend import Backend
+    import torch
+    from torch import fx, nn
+
+    from hydrophone_worker.detector.backend import Backend, OnnxExport
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
@@ -42,7 +44,9 @@ BF16_HELP = (
     "stand-in weights."
 )
 
-Forward = Callable[[torch.Tensor], torch.Tensor]
+# (B, 1, N_MELS, FRAMES) float32 spectrograms -> (B, classes) float32 logits, numpy in and out: the ONNX
+# engine never needs torch.
+Forward = Callable[[np.ndarray], np.ndarray]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,9 @@ def fold_batch_norms(network: nn.Module) -> fx.GraphModule:
     Traced with torch.fx so only true data-flow pairs are folded (a conv whose output also goes elsewhere
     keeps its BatchNorm); the original network is left untouched.
     """
+    from torch import fx, nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
     traced = fx.symbolic_trace(copy.deepcopy(network).eval())
     modules = dict(traced.named_modules())
     for node in list(traced.graph.nodes):
@@ -91,7 +98,7 @@ def fold_batch_norms(network: nn.Module) -> fx.GraphModule:
 
 
 def fast_forward(
-    network: nn.Module,
+    network: nn.Module | OnnxExport,
     precision: Precision,
     compile_batch: int | None = None,
     backend: Backend = "torch",
@@ -101,33 +108,47 @@ def fast_forward(
 
     With `compile_batch`, the folded network is compiled now, once, for (compile_batch, 1, N_MELS, FRAMES)
     inputs; smaller batches are padded with zeros up to it, so the process never compiles a second shape.
-    Backend onnxruntime (fp32 only) exports the folded network once and runs it on `threads` threads.
+    Backend onnxruntime (fp32 only) exports the folded network once and runs it on `threads` threads; an
+    OnnxExport (a network exported before) runs in onnxruntime only, without importing torch.
     """
-    if backend == "onnxruntime":
-        from hydrophone_worker.detector.backend import onnxruntime_forward  # backend imports this module
+    from hydrophone_worker.detector import backend as engines  # backend imports this module
 
-        return onnxruntime_forward(network, (1, N_MELS, FRAMES), threads)
+    if isinstance(network, engines.OnnxExport):
+        if backend != "onnxruntime":
+            raise engines.BackendUnsupported(
+                f"{network.path} is an ONNX export: it runs in backend onnxruntime, not {backend}"
+            )
+        return engines.onnxruntime_session(network.path, threads)
+    if backend == "onnxruntime":
+        return engines.onnxruntime_forward(network, (1, N_MELS, FRAMES), threads)
+    import torch
+
+    apply_torch_threads()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     # Module.to accepts memory_format at run time; its stub overloads do not list it.
     folded = fold_batch_norms(network).to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
-    if compile_batch is None:
-        run: Forward = folded
-    else:
-        run = _compiled(folded, compile_batch, dtype)
+    run = folded if compile_batch is None else _compiled(folded, compile_batch, dtype)
 
-    def forward(batch: torch.Tensor) -> torch.Tensor:
-        return run(batch.to(dtype=dtype, memory_format=torch.channels_last)).float()
+    def forward(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            tensor = torch.from_numpy(batch).to(dtype=dtype, memory_format=torch.channels_last)
+            logits: np.ndarray = run(tensor).float().numpy()
+        return logits
 
     return forward
 
 
-def _compiled(folded: nn.Module, batch_size: int, dtype: torch.dtype) -> Forward:
+def _compiled(
+    folded: nn.Module, batch_size: int, dtype: torch.dtype
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """`folded` compiled by inductor for (batch_size, 1, N_MELS, FRAMES) inputs, compiled before returning.
 
     Every batch is copied into a fresh zeroed tensor made like the warm-up one (an inference tensor with
     channels-last strides), so dynamo's guards on shape, strides and dispatch keys always hold: a (B, 1, H, W)
     tensor counts as channels-last with either of two strides, and a partial batch is padded up to size.
     """
+    import torch
+
     compiled = torch.compile(folded, dynamic=False, fullgraph=True)
 
     def fixed(batch: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,42 @@
-"""One way to build a Detector from a model directory: `detect`, `podcast prepare` and the worker use it."""
+"""One way to build a Detector from a model directory: `detect`, `podcast prepare` and the worker use it.
+
+fp32 in ONNX Runtime never needs the weights in torch once the network is exported: the directory's own
+export (export.py) is used when valid, else the one cached for the same weights. Only when neither exists
+(the first start after a model change) are the weights loaded with torch and exported into the cache.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from hydrophone_worker.detector.fast import Precision
-from hydrophone_worker.detector.modeldir import ModelConfig, load_model_dir
+from hydrophone_worker.detector.backend import (
+    MODEL_FILE,
+    ExportUnreadable,
+    OnnxExport,
+    cached_path,
+    onnx_cache_root,
+    onnxruntime_installed,
+    resolve_backend,
+)
+from hydrophone_worker.detector.cpu import read_cpu_flags
+from hydrophone_worker.detector.export import (
+    directory_export,
+    export_model,
+    export_to_cache,
+    identity_of,
+)
+from hydrophone_worker.detector.fast import Precision, check_precision
+from hydrophone_worker.detector.modeldir import ModelConfig, locate_model
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
+
+log = logging.getLogger(__name__)
+
+MakeDetector = Callable[[OnnxExport], Detector]
 
 
 def load_detector(
@@ -24,14 +53,54 @@ def load_detector(
     PrecisionUnsupported; each caller words them for its own interface. The loaded weights are dropped on
     return: the detector runs its own folded copy (~100 MB less at peak).
     """
-    loaded = load_model_dir(model_dir)
-    params = params_for(loaded.config)
+    directory, config, weights = locate_model(model_dir)
+    checked = check_precision(precision)
+    resolved = resolve_backend(
+        backend, read_cpu_flags(), checked, compiled, onnxruntime_installed(), os.environ
+    )
+    params = params_for(config)
+    if resolved == "onnxruntime":
+
+        def make(export: OnnxExport) -> Detector:
+            return Detector(export, params, model_id=config.model.name, backend=resolved)
+
+        return exported_detector(directory, weights, config, make), config
+    from hydrophone_worker.detector.modeldir import load_model_dir
+
+    loaded = load_model_dir(weights)
     detector = Detector(
         loaded.network,
         params,
-        model_id=loaded.config.model.name,
-        precision=precision,
+        model_id=config.model.name,
+        precision=checked,
         compiled=compiled,
-        backend=backend,
+        backend=resolved,
     )
-    return detector, loaded.config
+    return detector, config
+
+
+def exported_detector(directory: Path, weights: Path, config: ModelConfig, make: MakeDetector) -> Detector:
+    """A Detector on the directory's export, else the cached one, else one exported into the cache now."""
+    identity = identity_of(weights, config)
+    own = directory_export(directory, identity)
+    if own is not None:
+        try:
+            return make(OnnxExport(own))
+        except ExportUnreadable as exc:
+            log.warning("%s: %s; using the cache instead", own, exc)
+    root = onnx_cache_root(os.environ)
+    cached = cached_path(identity.key, root)
+    if cached is not None:
+        try:
+            return make(OnnxExport(cached))
+        except ExportUnreadable as exc:
+            log.warning("cached %s: %s; exporting it again", cached, exc)
+            shutil.rmtree(cached.parent, ignore_errors=True)
+    log.info("no ONNX export of %s yet: exporting it (once; `model export-onnx` avoids this)", weights)
+    try:
+        return make(OnnxExport(export_to_cache(weights, identity, root)))
+    except OSError as exc:
+        log.warning("ONNX cache %s is not usable (%s): exporting for this process only", root, exc)
+    with tempfile.TemporaryDirectory(prefix="hydrophone-onnx-") as scratch:
+        export_model(weights, identity.input_shape, Path(scratch) / MODEL_FILE)
+        return make(OnnxExport(Path(scratch) / MODEL_FILE))

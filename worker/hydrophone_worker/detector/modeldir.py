@@ -3,6 +3,8 @@
 The layout is that of the published `orcahello-srkw-detector-v1` release, so its files load unchanged:
 every key of upstream's `model/config.yaml` is accepted, anything else is refused with the list of keys
 that are allowed there. Weights load strictly: one error lists every missing, unexpected or misshaped tensor.
+torch is imported only when weights are read or written: reading a config (and the worker's fp32 path with
+an ONNX export) does without it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import torch
 import yaml
 from pydantic import (
     BaseModel,
@@ -31,12 +32,13 @@ from pydantic import (
     model_validator,
 )
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from hydrophone_worker import WorkerError
-from hydrophone_worker.detector.network import ARCHITECTURES, build_network
 from hydrophone_worker.detector.rules import Aggregation, global_threshold_problem
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 CONFIG_FILE = "config.yaml"
 # What huggingface_hub's PyTorchModelHubMixin.save_pretrained writes: the constructor's `config` dict
@@ -45,6 +47,9 @@ HUB_CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
 TORCH_FILE = "model.pt"
 WEIGHTS_FILES = (SAFETENSORS_FILE, TORCH_FILE)
+# The keys of network.ARCHITECTURES, named here so that validating a config does not import torch
+# (tests/detector check that the two agree).
+ARCHITECTURE_NAMES = ("demo-cnn", "resnet50")
 
 
 class ModelDirError(WorkerError, ValueError):
@@ -122,8 +127,8 @@ class NetworkSection(_Section):
     @field_validator("architecture")
     @classmethod
     def _known_architecture(cls, value: str) -> str:
-        if value not in ARCHITECTURES:
-            known = ", ".join(sorted(ARCHITECTURES))
+        if value not in ARCHITECTURE_NAMES:
+            known = ", ".join(sorted(ARCHITECTURE_NAMES))
             raise ValueError(f"unknown architecture {value!r}; use one of: {known}")
         return value
 
@@ -256,6 +261,9 @@ def _weights_path(directory: Path) -> Path:
 
 def read_state_dict(path: Path, *, device: str = "cpu") -> dict[str, torch.Tensor]:
     """Tensors of a safetensors file, or of a plain torch state dict loaded with weights_only=True."""
+    import torch
+    from safetensors.torch import load_file
+
     try:
         if path.suffix == ".safetensors":
             state = load_file(path, device=device)
@@ -313,6 +321,8 @@ def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
 
 
 def _fit_network(architecture: str, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    from hydrophone_worker.detector.network import build_network
+
     network = build_network(architecture)
     expected = network.state_dict()
     problems = state_dict_problems(_shapes(expected), _shapes(state))
@@ -324,14 +334,22 @@ def _fit_network(architecture: str, state: Mapping[str, torch.Tensor], source: s
     return network
 
 
-def load_model_dir(path: str | Path, *, device: str = "cpu") -> LoadedModel:
-    """Load a model directory (or its weights file, with config.yaml beside it) for inference."""
+def locate_model(path: str | Path) -> tuple[Path, ModelConfig, Path]:
+    """(directory, config, weights file) of a model directory or of its weights file (config.yaml beside it).
+
+    The config is read first, so its problems are reported before a missing weights file.
+    """
     path = Path(path)
     if not path.exists():
         raise ModelDirError(f"{path}: no such model directory")
     directory, weights = (path.parent, path) if path.is_file() else (path, None)
     config = read_config(directory)
-    weights = weights or _weights_path(directory)
+    return directory, config, weights or _weights_path(directory)
+
+
+def load_model_dir(path: str | Path, *, device: str = "cpu") -> LoadedModel:
+    """Load a model directory (or its weights file, with config.yaml beside it) for inference."""
+    _directory, config, weights = locate_model(path)
     state = read_state_dict(weights, device=device)
     network = _fit_network(config.model.architecture, state, str(weights))
     network.to(device).eval()
@@ -358,6 +376,8 @@ def save_model_dir(
         raise ModelDirError(
             f"{path}: directory is not empty; choose a new one or replace it (`model import --force`)"
         )
+    from safetensors.torch import save_file
+
     _fit_network(config.model.architecture, state_dict, source)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))

@@ -6,19 +6,22 @@ import logging
 import os
 import time
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.aggregation import aggregate
 from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
-from hydrophone_worker.detector.cpu import read_cpu_flags
+from hydrophone_worker.detector.cpu import engine_threads, read_cpu_flags
 from hydrophone_worker.detector.fast import Precision, check_precision, fast_forward
 from hydrophone_worker.detector.rules import AGGREGATIONS, Aggregation, global_threshold_problem
 from hydrophone_worker.domain import Clip, ClipScore
+
+if TYPE_CHECKING:  # torch is imported only by the torch engine (an OnnxExport runs without it)
+    from torch import nn
+
+    from hydrophone_worker.detector.backend import OnnxExport
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +93,19 @@ class DetectionParams:
         ).with_overrides(**overrides)
 
 
+def call_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the classes (in float32, like torch.softmax), the call class's column."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities: np.ndarray = shifted[:, 1] / shifted.sum(axis=1)
+    return probabilities
+
+
 class Detector:
     """A network plus detection parameters; scores are deterministic for the same audio and settings."""
 
     def __init__(
         self,
-        network: nn.Module,
+        network: nn.Module | OnnxExport,
         params: DetectionParams,
         model_id: str = "",
         precision: Precision = "fp32",
@@ -105,7 +115,9 @@ class Detector:
         """`compiled`: compile the network now (tens of seconds, once) for ~25% faster windows afterwards.
 
         `backend`: auto, torch or onnxruntime; None reads HYDROPHONE_DETECTOR_BACKEND (default auto: chosen
-        from the CPU's flags, see backend.py). Runs on the torch thread count configured before.
+        from the CPU's flags, see backend.py). `network` may be an OnnxExport (load.py finds one for a model
+        directory): it runs in onnxruntime without torch. Runs on the thread count configured before
+        (cpu.configure_torch_threads).
         """
         self.params = params
         self.model_id = model_id
@@ -120,7 +132,7 @@ class Detector:
             self.precision,
             compile_batch=params.max_batch_size if compiled else None,
             backend=self.backend,
-            threads=torch.get_num_threads(),
+            threads=engine_threads(),
         )
 
     def window_scores(self, signal: np.ndarray) -> list[float]:
@@ -128,11 +140,9 @@ class Detector:
         p = self.params
         starts = frontend.window_starts(len(signal), p.window_s, p.hop_s)
         scores: list[float] = []
-        with torch.inference_mode():
-            for first in range(0, len(starts), p.max_batch_size):
-                batch = frontend.spectrograms(signal, starts[first : first + p.max_batch_size], p.window_s)
-                logits = self._forward(torch.from_numpy(batch))
-                scores += torch.softmax(logits, dim=1)[:, 1].tolist()
+        for first in range(0, len(starts), p.max_batch_size):
+            batch = frontend.spectrograms(signal, starts[first : first + p.max_batch_size], p.window_s)
+            scores += call_probabilities(self._forward(batch)).tolist()
         return scores
 
     def score_audio(self, audio: np.ndarray, rate: int) -> ClipScore:
