@@ -39,11 +39,11 @@ def child(mode: str, path: str) -> None:
     from hydrophone_worker.detector import frontend
     from hydrophone_worker.detector.longfile import score_file
     from hydrophone_worker.detector.modeldir import load_model_dir
-    from hydrophone_worker.detector.scoring import DetectionParams, Detector
+    from hydrophone_worker.detector.scoring import Detector
 
     torch.set_num_threads(1)
     loaded = load_model_dir(MODEL)
-    detector = Detector(loaded.network, DetectionParams.from_config(loaded.config))
+    detector = Detector(loaded.network, loaded.config.detection)
     began = time.perf_counter()
     if mode == "streamed":
         windows = len(score_file(detector, path).score.window_scores)

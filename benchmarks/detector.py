@@ -31,7 +31,8 @@ from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
 from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.network import build_network
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.params import DetectionParams
+from hydrophone_worker.detector.scoring import Detector
 from torch.utils.flop_counter import FlopCounterMode
 
 CLIP_S, RATE = 60.0, 48000

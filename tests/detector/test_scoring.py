@@ -11,7 +11,8 @@ from hydrophone_worker.detector import fast, frontend
 from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.fast import PrecisionUnsupported
 from hydrophone_worker.detector.modeldir import ModelConfig
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.params import DetectionParams
+from hydrophone_worker.detector.scoring import Detector
 from hydrophone_worker.domain import Clip
 
 from .conftest import realistic_audio
@@ -165,7 +166,7 @@ def test_params_come_from_the_model_config_with_overrides():
             "global_prediction": {"aggregation_strategy": "positive_count", "pred_global_threshold": 3},
         }
     )
-    assert DetectionParams.from_config(config) == DetectionParams(
+    assert config.detection == DetectionParams(
         window_s=2.0,
         hop_s=1.0,
         normalize=False,
@@ -174,7 +175,7 @@ def test_params_come_from_the_model_config_with_overrides():
         max_batch_size=4,
     )
     # Bush Point runs the 2026 rule at 0.9: the override replaces the model's count.
-    site = DetectionParams.from_config(config, aggregation="mean_top_k", global_threshold=0.9, mean_top_k=3)
+    site = config.detection.with_overrides(aggregation="mean_top_k", global_threshold=0.9, mean_top_k=3)
     assert (site.aggregation, site.global_threshold, site.mean_top_k, site.window_s) == (
         "mean_top_k",
         0.9,
@@ -182,4 +183,13 @@ def test_params_come_from_the_model_config_with_overrides():
         2.0,
     )
     with pytest.raises(ValueError, match=r"global_threshold 3(\.0)? must be a probability"):
-        DetectionParams.from_config(config, aggregation="mean_top_k")
+        config.detection.with_overrides(aggregation="mean_top_k")
+
+
+def test_a_rule_check_names_the_key_in_the_vocabulary_it_was_given_in():
+    from hydrophone_worker.detector.modeldir import ModelDirError, parse_model_config
+
+    with pytest.raises(ModelDirError, match=r"global_prediction.pred_global_threshold 0.6 must be a whole"):
+        parse_model_config({"global_prediction": {"aggregation_strategy": "positive_count"}})
+    with pytest.raises(ValueError, match=r"^invalid detection parameters: global_threshold 0.6 must be a"):
+        DetectionParams().with_overrides(aggregation="positive_count")

@@ -191,7 +191,7 @@ def detection(tmp_path: Path, **section: object):
     from hydrophone_worker.detector.modeldir import ModelConfig
 
     cfg = config(tmp_path).model_copy(update={"detection": DetectionConfig.model_validate(section)})
-    return app_module.detection_params(cfg, ModelConfig())
+    return app_module.detection_params(cfg, ModelConfig().detection)
 
 
 def test_detection_section_overrides_the_model_config(tmp_path) -> None:

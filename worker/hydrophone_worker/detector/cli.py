@@ -25,7 +25,6 @@ from hydrophone_worker.detector.modeldir import ModelDirError
 from hydrophone_worker.detector.options import window_options
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
 from hydrophone_worker.detector.rules import AGGREGATIONS
-from hydrophone_worker.detector.scoring import DetectionParams
 
 EXIT_UNREADABLE = 2
 
@@ -69,7 +68,7 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
     type=float,
     help="Clip threshold: a confidence; for positive_count a minimum count [model: pred_global_threshold].",
 )
-@click.option("--top-k", type=int, help="k of mean_top_k [model: mean_top_k].")
+@click.option("--top-k", "mean_top_k", type=int, help="k of mean_top_k [model: mean_top_k].")
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
@@ -99,20 +98,17 @@ def detect(
     files: tuple[Path, ...],
     as_json: bool,
     as_tsv: bool,
-    window_s: float | None,
-    hop_s: float | None,
-    aggregation: str | None,
-    local_threshold: float | None,
-    global_threshold: float | None,
-    top_k: int | None,
     precision: str,
     threads: int | None,
     compiled: bool,
     backend: str | None,
+    **overrides: float | str | None,
 ) -> None:
     """Find killer whale calls in audio FILES (wav, flac, mp3, MPEG-TS/AAC: anything PyAV decodes).
 
     Exit status 0 when every file was scored, 2 when some could not be read (the others are still scored).
+    `overrides`: the detection parameters given as options, by DetectionParams field name (None: the
+    model's value).
     """
     if as_json and as_tsv:
         raise click.UsageError("--json and --tsv are exclusive: choose one output format")
@@ -131,18 +127,10 @@ def detect(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--backend") from None
-    overrides = {
-        "window_s": window_s,
-        "hop_s": hop_s,
-        "aggregation": aggregation,
-        "local_threshold": local_threshold,
-        "global_threshold": global_threshold,
-        "mean_top_k": top_k,
-    }
     try:
         detector, _config = load_detector(
             model_dir,
-            lambda config: DetectionParams.from_config(config, **overrides),
+            lambda model: model.with_overrides(**overrides),
             precision=checked_precision,
             compiled=compiled,
             backend=checked_backend,

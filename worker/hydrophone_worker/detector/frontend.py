@@ -27,11 +27,13 @@ SAMPLE_RATE = 20_000
 N_FFT = 2560
 HOP_LENGTH = 256
 N_MELS = 256
+F_MIN = 0.0
 F_MAX = 10_000.0
 FILTERBANK_RATE = 16_000  # quirk 1: the rate the filterbank was (wrongly) built for
 TOP_DB = 100.0
 AMIN = 1e-10
-FRAMES = int(4.0 * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the network was trained on
+INPUT_PAD_S = 4.0  # quirk 2: every window's time axis is cropped or padded to this many seconds' frames
+FRAMES = int(INPUT_PAD_S * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the network was trained on
 PAD_DB = 0.0  # quirk 2
 
 
@@ -219,7 +221,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 def mel_filterbank() -> np.ndarray:
     """(256, 1281) triangular HTK filters, unnormalised, with the STFT bins assumed to span 0-8000 Hz."""
     bin_hz = np.linspace(0.0, FILTERBANK_RATE / 2, N_FFT // 2 + 1)
-    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(F_MAX), N_MELS + 2))
+    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))
     widths = np.diff(edges_hz)
     offsets = edges_hz[:, None] - bin_hz[None, :]
     rising = -offsets[:-2] / widths[:-1, None]

@@ -86,7 +86,6 @@ def _load_detector(
     from hydrophone_worker.detector.fast import check_precision
     from hydrophone_worker.detector.load import load_detector
     from hydrophone_worker.detector.modeldir import ModelDirError
-    from hydrophone_worker.detector.scoring import DetectionParams
 
     try:
         configure_torch_threads(threads)
@@ -99,7 +98,7 @@ def _load_detector(
     try:
         detector, _config = load_detector(
             model_dir,
-            lambda config: DetectionParams.from_config(config, window_s=window_s, hop_s=hop_s),
+            lambda model: model.with_overrides(window_s=window_s, hop_s=hop_s),
             precision=checked,
             compiled=compiled,
         )

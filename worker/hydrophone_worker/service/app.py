@@ -30,8 +30,7 @@ from hydrophone_worker.service.runner import Reader, ReaderFactory, Runner, RunS
 from hydrophone_worker.service.status import WorkerStatus
 
 if TYPE_CHECKING:  # the detector (torch) is imported only when a model is loaded
-    from hydrophone_worker.detector.modeldir import ModelConfig
-    from hydrophone_worker.detector.scoring import DetectionParams
+    from hydrophone_worker.detector.params import DetectionParams
 
 log = logging.getLogger("hydrophone_worker.run")
 
@@ -98,29 +97,18 @@ def default_reader_factory(
     return make
 
 
-def detection_params(config: WorkerConfig, model_config: ModelConfig) -> DetectionParams:
-    """The model's config.yaml, overridden by the worker config's detection section (None = keep)."""
-    from hydrophone_worker.detector.scoring import DetectionParams
+def detection_params(config: WorkerConfig, model: DetectionParams) -> DetectionParams:
+    """The model's config.yaml parameters, overridden by the worker config's detection section."""
+    from hydrophone_worker.detector.params import DetectionParamsError
 
-    d = config.detection
-    rule = d.aggregation or model_config.global_prediction.aggregation_strategy
-    # positive_count's global threshold is a count (minPositiveWindows); the other rules take a confidence.
-    threshold = d.min_positive_windows if rule == "positive_count" else d.global_threshold
+    rule = config.detection.aggregation or model.aggregation
     try:
-        return DetectionParams.from_config(
-            model_config,
-            window_s=d.window_seconds,
-            hop_s=d.hop_seconds,
-            aggregation=d.aggregation,
-            mean_top_k=d.top_k,
-            local_threshold=d.local_threshold,
-            global_threshold=threshold,
-        )
-    except ValueError as exc:
+        return model.with_overrides(**config.detection.overrides(model.aggregation))
+    except DetectionParamsError as exc:
         hint = "minPositiveWindows" if rule == "positive_count" else "globalThreshold"
         raise WorkerSetupError(
             f"detection: {exc} — fix: set detection.{hint} to suit aggregation {rule} "
-            f"(the model's config.yaml says {model_config.global_prediction.aggregation_strategy})"
+            f"(the model's config.yaml says {model.aggregation})"
         ) from None
 
 
@@ -146,7 +134,7 @@ def load_scorer(config: WorkerConfig) -> Scorer:
     try:
         detector, model_config = load_detector(
             config.model.dir,
-            lambda model_config: detection_params(config, model_config),  # raises WorkerSetupError
+            lambda model: detection_params(config, model),  # raises WorkerSetupError
             precision=config.model.precision,
             compiled=config.model.compile,
         )
