@@ -58,7 +58,7 @@ from tools.demo import CLIP_S, simulator  # noqa: E402
 STAGES = (
     ("start-up", "service/app.py", "load_scorer"),  # weights, fold, and loading the (cached) ONNX export
     ("fetch", "source/http.py", "get"),
-    ("decode", "source/decode.py", "decode_segment"),
+    ("decode", "audio/decode.py", "decode"),
     ("frontend", "detector/frontend.py", "prepare"),
     ("frontend", "detector/frontend.py", "spectrograms"),
     ("model", "detector/fast.py", "forward"),  # the Detector runs the batch-norm-folded copy through this

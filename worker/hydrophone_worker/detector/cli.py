@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hydrophone_worker.detector import frontend
+from hydrophone_worker.audio.decode import DecodeError
 from hydrophone_worker.detector.backend import (
     BACKEND_CHOICES,
     BACKEND_ENV,
@@ -149,7 +149,7 @@ def detect(
         try:
             # Streamed: memory stays bounded however long the file is.
             scored = score_file(detector, path)
-        except frontend.AudioDecodeError as exc:
+        except DecodeError as exc:
             unreadable += 1
             err.print(f"[red]error:[/] {exc}", highlight=False)
             if as_json:
