@@ -47,7 +47,7 @@ from hydrophone_worker.detector.backend import (
 from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.modeldir import ModelConfig, save_model_dir
 from hydrophone_worker.detector.network import build_network
-from hydrophone_worker.service.app import RunOptions, Worker, load_scorer
+from hydrophone_worker.service.app import Worker, WorkerOptions, load_scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the simulator harness is the development tool tools/demo.py
@@ -167,7 +167,7 @@ def main() -> None:
         warm_up = multiprocessing.get_context("spawn").Process(target=load_model, args=(raw,))
         warm_up.start()
         warm_up.join()
-        worker = Worker(config, RunOptions(), env={}, stop=threading.Event())
+        worker = Worker(config, WorkerOptions(), env={}, stop=threading.Event())
         profiler = cProfile.Profile(time.process_time)
         cpu0, wall0 = time.process_time(), time.monotonic()
         profiler.enable()

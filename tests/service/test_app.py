@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hydrophone_worker.config import DetectionConfig, WorkerConfig
 from hydrophone_worker.domain import Clip, ClipScore
 from hydrophone_worker.service import app as app_module
-from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError, checkpoint_key
+from hydrophone_worker.service.app import Worker, WorkerOptions, WorkerSetupError, checkpoint_key
 from hydrophone_worker.service.checkpoint import CheckpointStore
 from hydrophone_worker.service.cli import backfill, run
 from hydrophone_worker.service.logs import FIELDS, JsonFormatter
@@ -63,7 +63,7 @@ def run_worker(tmp_path: Path, cfg: WorkerConfig, monkeypatch: pytest.MonkeyPatc
 
     worker = Worker(
         cfg,
-        RunOptions(results_log=tmp_path / "results.jsonl"),
+        WorkerOptions(results_log=tmp_path / "results.jsonl"),
         env={},
         clock=NOW.timestamp,
         reader_factory=factory,

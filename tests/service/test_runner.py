@@ -22,7 +22,7 @@ from hydrophone_worker.publish.sinks.local import LocalSink
 from hydrophone_worker.service.checkpoint import CheckpointStore
 from hydrophone_worker.service.metrics import WorkerMetrics
 from hydrophone_worker.service.results import ResultsLog
-from hydrophone_worker.service.runner import Runner, RunSettings
+from hydrophone_worker.service.runner import Runner, RunnerSettings
 from hydrophone_worker.service.status import WorkerStatus
 
 T0 = datetime(2026, 11, 29, 10, 0, 2, tzinfo=UTC)
@@ -83,7 +83,7 @@ class LoudScorer:
 class Harness:
     def __init__(self, tmp: Path, events: list[Segment | Gap], **settings: object) -> None:
         self.tmp, self.events = tmp, events
-        self.settings = RunSettings(stream_id=STREAM, live=False, **settings)  # type: ignore[arg-type]
+        self.settings = RunnerSettings(stream_id=STREAM, live=False, **settings)  # type: ignore[arg-type]
         self.sink_dir = tmp / "detections"
 
     def runner(self, *, clock: float = 0.0, stop: threading.Event | None = None) -> tuple[Runner, LoudScorer]:
@@ -135,7 +135,7 @@ def test_restart_after_a_kill_between_log_and_checkpoint_duplicates_nothing(tmp_
     events: list[Segment | Gap] = [segment(i, loud=i in (1, 8)) for i in range(18)]
     harness = Harness(tmp_path, events)
     first, _ = harness.runner()
-    first.settings = RunSettings(stream_id=STREAM, live=False, max_clips=2)
+    first.settings = RunnerSettings(stream_id=STREAM, live=False, max_clips=2)
     first.run(None)
     # Simulate a kill after the second clip's results line but before its checkpoint write.
     store = CheckpointStore(tmp_path / "state", STREAM)
@@ -171,7 +171,7 @@ def test_stop_keeps_the_partial_clip_for_the_restart(tmp_path: Path) -> None:
 def test_lag_beyond_max_lag_records_a_gap_and_jumps(tmp_path: Path) -> None:
     events = [segment(i) for i in range(60)]  # ten minutes
     harness = Harness(tmp_path, events, max_lag_s=120.0, delay_s=60.0)
-    harness.settings = RunSettings(stream_id=STREAM, live=True, max_lag_s=120.0, delay_s=60.0)
+    harness.settings = RunnerSettings(stream_id=STREAM, live=True, max_lag_s=120.0, delay_s=60.0)
     now = (T0 + timedelta(seconds=600)).timestamp()
     runner, _ = harness.runner(clock=now)
     summary = runner.run(None)
@@ -187,7 +187,7 @@ def test_lag_beyond_max_lag_records_a_gap_and_jumps(tmp_path: Path) -> None:
 
 def test_lag_policy_report_keeps_every_clip(tmp_path: Path) -> None:
     harness = Harness(tmp_path, [segment(i) for i in range(24)])
-    harness.settings = RunSettings(stream_id=STREAM, live=True, max_lag_s=120.0, lag_policy="report")
+    harness.settings = RunnerSettings(stream_id=STREAM, live=True, max_lag_s=120.0, lag_policy="report")
     runner, _ = harness.runner(clock=(T0 + timedelta(seconds=3600)).timestamp())
     summary = runner.run(None)
     assert summary.clips == 4 and not summary.gaps

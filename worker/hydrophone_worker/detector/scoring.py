@@ -74,7 +74,7 @@ class Detector:
     def judge(self, scores: list[float], began: float) -> ClipScore:
         """The clip verdict over window scores; `began` is the perf_counter() at which scoring started."""
         p = self.params
-        verdict = aggregate(
+        decision = aggregate(
             p.aggregation,
             scores,
             window_s=p.window_s,
@@ -89,9 +89,9 @@ class Detector:
             window_s=p.window_s,
             hop_s=p.hop_s,
             window_scores=tuple(scores),
-            segments=verdict.segments,
-            global_confidence=verdict.global_confidence,
-            positive=verdict.positive,
+            spans=decision.spans,
+            global_confidence=decision.global_confidence,
+            positive=decision.positive,
             processing_s=time.perf_counter() - began,
             local_threshold=p.local_threshold,
             global_threshold=p.global_threshold,

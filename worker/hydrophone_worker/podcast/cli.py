@@ -55,11 +55,11 @@ def _check_stream_id(stream_id: str) -> None:
 def _check_stream_exists(base_url: str, stream_id: str) -> None:
     """An unknown stream is a typo to report, not an empty round (the range reader would call it a gap)."""
     from hydrophone_worker.source.history import list_folders
-    from hydrophone_worker.source.http import Fetcher, FetchError, default_client
+    from hydrophone_worker.source.http import FetchError, RetryingFetcher, default_client
 
     with default_client() as client:
         try:
-            folders = list_folders(Fetcher(client), base_url, stream_id)
+            folders = list_folders(RetryingFetcher(client), base_url, stream_id)
         except FetchError as exc:
             raise click.ClickException(
                 f"cannot list the folders of {stream_id} in --base-url {base_url}: {exc} — fix: check "

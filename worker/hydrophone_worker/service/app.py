@@ -26,7 +26,7 @@ from hydrophone_worker.service.checkpoint import CheckpointStore, plan_resume
 from hydrophone_worker.service.http import HealthServer
 from hydrophone_worker.service.metrics import WorkerMetrics
 from hydrophone_worker.service.results import ResultsLog
-from hydrophone_worker.service.runner import Reader, ReaderFactory, Runner, RunSettings, RunSummary, Scorer
+from hydrophone_worker.service.runner import Reader, ReaderFactory, Runner, RunnerSettings, RunSummary, Scorer
 from hydrophone_worker.service.status import WorkerStatus
 
 if TYPE_CHECKING:  # the detector (torch) is imported only when a model is loaded
@@ -43,7 +43,9 @@ class WorkerSetupError(WorkerError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class WorkerOptions:
+    """How one worker process runs, set on its command line (not in the config file)."""
+
     results_log: Path | None = None
     max_clips: int | None = None
     flush_deadline_s: float = 20.0  # SIGTERM: time the outbox gets to deliver before exit
@@ -176,7 +178,7 @@ class Worker:
     def __init__(
         self,
         config: WorkerConfig,
-        options: RunOptions = RunOptions(),
+        options: WorkerOptions = WorkerOptions(),
         *,
         env: Mapping[str, str] = os.environ,
         stop: threading.Event | None = None,
@@ -280,9 +282,9 @@ class Worker:
         if outbox is not None and (delivery is None or not delivery.is_alive()):
             outbox.deliver_pending(deadline=deadline)
 
-    def settings(self) -> RunSettings:
+    def settings(self) -> RunnerSettings:
         stream = self.config.stream
-        return RunSettings(
+        return RunnerSettings(
             stream_id=stream.stream_id,
             live=stream.mode == "live",
             clip_seconds=self.config.detection.clip_seconds,

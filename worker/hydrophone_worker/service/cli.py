@@ -74,9 +74,9 @@ def _serve(
     max_clips: int | None = None,
     **kwargs: Any,
 ) -> RunSummary:
-    from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError
+    from hydrophone_worker.service.app import Worker, WorkerOptions, WorkerSetupError
 
-    options = RunOptions(results_log=results_log, max_clips=max_clips)
+    options = WorkerOptions(results_log=results_log, max_clips=max_clips)
     try:
         return Worker(config, options, stop=stop, **kwargs).run()
     except WorkerSetupError as exc:

@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
 
 from hydrophone_worker.clips import ClipAssembler
+from hydrophone_worker.config import DetectionConfig, StreamConfig
 from hydrophone_worker.domain import Clip, ClipScore, Gap, Segment
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
@@ -57,14 +60,20 @@ class Reader(Protocol):
 ReaderFactory = Callable[[datetime | None], Reader]
 
 
+def _config_default(section: type[BaseModel], name: str) -> Any:
+    return section.model_fields[name].default
+
+
 @dataclass(frozen=True)
-class RunSettings:
+class RunnerSettings:
+    """What the run loop needs of the worker config (Worker.settings); the defaults are the config's."""
+
     stream_id: str
     live: bool
-    clip_seconds: float = 60.0
-    max_lag_s: float = 1800.0
-    lag_policy: Literal["jump", "report"] = "jump"
-    delay_s: float = 60.0
+    clip_seconds: float = _config_default(DetectionConfig, "clip_seconds")
+    max_lag_s: float = _config_default(StreamConfig, "max_lag_seconds")
+    lag_policy: Literal["jump", "report"] = _config_default(StreamConfig, "lag_policy")
+    delay_s: float = _config_default(StreamConfig, "delay_seconds")
     max_clips: int | None = None
 
 
@@ -89,7 +98,7 @@ class _Jump(Exception):
 class Runner:
     def __init__(
         self,
-        settings: RunSettings,
+        settings: RunnerSettings,
         *,
         reader_factory: ReaderFactory,
         scorer: Scorer,
