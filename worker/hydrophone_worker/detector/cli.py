@@ -17,12 +17,12 @@ from hydrophone_worker.detector.backend import (
     onnxruntime_installed,
     resolve_backend,
 )
-from hydrophone_worker.detector.cpu import configure_torch_threads, read_cpu_flags
-from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS, check_precision
+from hydrophone_worker.detector.cpu import read_cpu_flags
+from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS
 from hydrophone_worker.detector.load import load_detector
 from hydrophone_worker.detector.longfile import score_file
 from hydrophone_worker.detector.modeldir import ModelDirError
-from hydrophone_worker.detector.options import window_options
+from hydrophone_worker.detector.options import check_engine_options, window_options
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
 from hydrophone_worker.detector.rules import AGGREGATIONS
 
@@ -112,15 +112,7 @@ def detect(
     """
     if as_json and as_tsv:
         raise click.UsageError("--json and --tsv are exclusive: choose one output format")
-    # Threads and precision are checked before the model's weights are read.
-    try:
-        configure_torch_threads(threads)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--threads") from None
-    try:
-        checked_precision = check_precision(precision)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--precision") from None
+    checked_precision = check_engine_options(threads, precision)
     try:
         checked_backend = resolve_backend(
             backend, read_cpu_flags(), checked_precision, compiled, onnxruntime_installed(), os.environ

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from hydrophone_worker.detector.options import window_options
+from hydrophone_worker.detector.options import check_engine_options, window_options
 from hydrophone_worker.source.options import parse_range, range_options
 
 if TYPE_CHECKING:
@@ -82,19 +82,10 @@ def _load_detector(
     compiled: bool,
 ) -> Any:
     """The model directory's detector, as `detect` loads it, with the same window overrides."""
-    from hydrophone_worker.detector.cpu import configure_torch_threads
-    from hydrophone_worker.detector.fast import check_precision
     from hydrophone_worker.detector.load import load_detector
     from hydrophone_worker.detector.modeldir import ModelDirError
 
-    try:
-        configure_torch_threads(threads)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--threads") from None
-    try:
-        checked = check_precision(precision)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--precision") from None
+    checked = check_engine_options(threads, precision)
     try:
         detector, _config = load_detector(
             model_dir,
