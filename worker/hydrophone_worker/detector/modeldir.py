@@ -11,7 +11,7 @@ import json
 import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -253,19 +253,18 @@ def config_to_yaml(config: ModelConfig) -> str:
 
 def read_config(directory: Path) -> ModelConfig:
     """`config.yaml` of a model directory, or the `config.json` of a Hugging Face Hub download of it."""
-    yaml_path, json_path = directory / CONFIG_FILE, directory / HUB_CONFIG_FILE
-    if yaml_path.is_file():
-        try:
-            data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ModelDirError(f"{yaml_path}: not valid YAML: {exc}") from None
-        return parse_model_config(data, str(yaml_path))
-    if json_path.is_file():
-        try:
-            data = json.loads(json_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelDirError(f"{json_path}: not valid JSON: {exc}") from None
-        return parse_model_config(data, str(json_path))
+    readers: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+        (CONFIG_FILE, "YAML", yaml.safe_load),
+        (HUB_CONFIG_FILE, "JSON", json.loads),
+    )
+    for name, kind, parse in readers:
+        path = directory / name
+        if path.is_file():
+            try:
+                data = parse(path.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ModelDirError(f"{path}: not valid {kind}: {exc}") from None
+            return parse_model_config(data, str(path))
     raise ModelDirError(
         f"{directory}: no {CONFIG_FILE} (a model directory needs {CONFIG_FILE} and {SAFETENSORS_FILE})"
     )

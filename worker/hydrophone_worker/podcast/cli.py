@@ -244,16 +244,9 @@ def _dataset(path: Path) -> Any:
 
 
 def _progress(console: Console) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from hydrophone_worker.progress import stream_progress
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    return stream_progress(console)
 
 
 def _score(spec: Any, detector: Any, dataset: Any, console: Console) -> PrepareSummary:
