@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydrophone_worker.domain import Clip, ClipScore, Gap, Segment, SegmentRef
+from hydrophone_worker.outcomes import ClipScored, GapRecorded, Observer, Outcome, SegmentReceived
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.publish.sinks.local import LocalSink
@@ -86,7 +87,9 @@ class Harness:
         self.settings = RunnerSettings(stream_id=STREAM, live=False, **settings)  # type: ignore[arg-type]
         self.sink_dir = tmp / "detections"
 
-    def runner(self, *, clock: float = 0.0, stop: threading.Event | None = None) -> tuple[Runner, LoudScorer]:
+    def runner(
+        self, *, clock: float = 0.0, stop: threading.Event | None = None, observers: Sequence[Observer] = ()
+    ) -> tuple[Runner, LoudScorer]:
         stop = stop or threading.Event()
         scorer = LoudScorer()
         runner = Runner(
@@ -101,6 +104,7 @@ class Harness:
             results=ResultsLog(self.tmp / "results.jsonl"),
             stop=stop,
             clock=lambda: clock,
+            observers=observers,
         )
         return runner, scorer
 
@@ -129,6 +133,34 @@ def test_clips_gaps_detections_and_checkpoint(tmp_path: Path) -> None:
     assert runner._outbox.deliver_pending() == 1
     journal = (harness.sink_dir / STREAM / "detections.jsonl").read_text().splitlines()
     assert len(journal) == 1
+
+
+@dataclass
+class Recorder:
+    seen: list[Outcome] = field(default_factory=list)
+
+    def observe(self, outcome: Outcome) -> None:
+        self.seen.append(outcome)
+
+
+def test_each_clip_and_gap_is_one_outcome_that_every_fold_counts_alike(tmp_path: Path) -> None:
+    gap = Gap(T0 + timedelta(seconds=120), T0 + timedelta(seconds=140), "stream-restart", "folder 2")
+    events = [*[segment(i, loud=i == 7) for i in range(12)], gap, *[segment(i) for i in range(14, 20)]]
+    recorder = Recorder()
+    runner, _ = Harness(tmp_path, events).runner(observers=[recorder])
+    summary = runner.run(None)
+    outcomes = [o for o in recorder.seen if not isinstance(o, SegmentReceived)]
+    assert [type(o) for o in outcomes] == [ClipScored, ClipScored, GapRecorded, ClipScored]
+    assert [o.score.positive for o in outcomes if isinstance(o, ClipScored)] == [False, True, False]
+    assert len([o for o in recorder.seen if isinstance(o, SegmentReceived)]) == 18  # one per segment read
+    snapshot = runner._status.snapshot()
+    counted = (snapshot.clips_total, snapshot.detections_total, snapshot.gaps_total)
+    assert counted == (summary.clips, summary.positives, len(summary.gaps)) == (3, 1, 1)
+    assert snapshot.last_clip_end == T0 + timedelta(seconds=200)
+    text = runner._metrics.render().decode()
+    assert 'hydrophone_clips_total{decision="positive",stream="rpi_sim"} 1.0' in text
+    assert 'hydrophone_clips_total{decision="negative",stream="rpi_sim"} 2.0' in text
+    assert 'hydrophone_detections_total{stream="rpi_sim"} 1.0' in text
 
 
 def test_restart_after_a_kill_between_log_and_checkpoint_duplicates_nothing(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from hydrophone_worker import WorkerError
 from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.outcomes import Observer
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.service.checkpoint import CheckpointStore, plan_resume
@@ -227,10 +228,18 @@ class Worker:
         self.status.update(not_ready_reason="loading the model")
         scorer = load_scorer(self.config)
         self.status.update(model_tag=self.config.model.tag or scorer.model_id)
+        observers: list[Observer] = []
         if outbox is not None:
+            from hydrophone_worker.publish.factory import find_telemetry
+
+            stream_id = self.config.stream.stream_id
             self.status.outbox_probe(lambda: outbox.depth)
-            self.metrics.outbox_depth.labels(self.config.stream.stream_id).set_function(lambda: outbox.depth)
+            self.metrics.outbox_depth.labels(stream_id).set_function(lambda: outbox.depth)
             self.metrics.watch_deliveries(lambda: dict(outbox.delivered))
+            telemetry = find_telemetry(outbox.sinks)
+            if telemetry is not None:  # Azure Monitor gets the clip counts and the outbox's figures too
+                telemetry.observe_outbox(outbox, stream_id)
+                observers.append(telemetry)
         self.status.update(ready=True, not_ready_reason="")
         outbox_stop = threading.Event()
         delivery = (
@@ -255,6 +264,7 @@ class Worker:
             stop=self.stop,
             clock=self.clock,
             on_progress=self.on_progress,
+            observers=observers,
         )
         try:
             start_at = self._start_at(checkpoint, runner)
