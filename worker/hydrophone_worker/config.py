@@ -167,12 +167,11 @@ _AGGREGATION_ALIASES = {
 
 
 class DetectionConfig(_Section):
-    """Overrides of the model's config.yaml; None keeps the model's value.
+    """Overrides of the model's config.yaml; None keeps the model's value."""
 
-    The fields are named as detector.params.DetectionParams names them (the camelCase keys are aliases), so
-    `overrides` hands them over without a translation table; only the global threshold has two keys, one
-    per kind of rule.
-    """
+    # Fields are named as detector.params.DetectionParams names them (the camelCase keys are aliases), so
+    # `overrides` hands them over without a translation table; only the global threshold has two keys, one
+    # per kind of rule.
 
     aggregation: Aggregation | None = None
     local_threshold: Probability | None = None
