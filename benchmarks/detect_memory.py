@@ -4,7 +4,7 @@
 
 For each length a stereo 48 kHz 16-bit WAV of synthetic audio is written to a temporary directory and scored
 with the demo model (models/demo: the network's cost does not matter here) in a fresh child process, once
-streamed and once the old way (frontend.decode + Detector.score_audio, the baseline, same run). Each child
+streamed and once the old way (audio.decode.decode + Detector.score_audio, the baseline, same run). Each child
 prints its own peak RSS and scoring time. Streamed memory should stay flat as files grow; the baseline
 grows with the file. Not a test: it prints figures.
 """
@@ -36,19 +36,19 @@ def write_wav(path: Path, minutes: float) -> None:
 
 def child(mode: str, path: str) -> None:
     import torch
-    from hydrophone_worker.detector import frontend
+    from hydrophone_worker.audio.decode import decode
     from hydrophone_worker.detector.longfile import score_file
     from hydrophone_worker.detector.modeldir import load_model_dir
-    from hydrophone_worker.detector.scoring import DetectionParams, Detector
+    from hydrophone_worker.detector.scoring import Detector
 
     torch.set_num_threads(1)
     loaded = load_model_dir(MODEL)
-    detector = Detector(loaded.network, DetectionParams.from_config(loaded.config))
+    detector = Detector(loaded.network, loaded.config.detection)
     began = time.perf_counter()
     if mode == "streamed":
         windows = len(score_file(detector, path).score.window_scores)
     else:
-        windows = len(detector.score_audio(*frontend.decode(path)).window_scores)
+        windows = len(detector.score_audio(*decode(path)).window_scores)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     seconds = time.perf_counter() - began
     print(json.dumps({"peak_mib": peak, "windows": windows, "seconds": seconds}))

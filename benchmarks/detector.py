@@ -33,7 +33,8 @@ from hydrophone_worker.detector.cpu import configure_torch_threads, cpu_supports
 from hydrophone_worker.detector.export import write_directory_export
 from hydrophone_worker.detector.modeldir import SAFETENSORS_FILE, ModelConfig, save_model_dir
 from hydrophone_worker.detector.network import build_network
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.params import DetectionParams
+from hydrophone_worker.detector.scoring import Detector
 from torch.utils.flop_counter import FlopCounterMode
 
 CLIP_S, RATE = 60.0, 48000

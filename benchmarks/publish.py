@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from hydrophone_worker.domain import Clip, ClipScore, ScoredSegment
+from hydrophone_worker.domain import Clip, ClipScore, ScoredSpan
 from hydrophone_worker.publish.artifacts import spectrogram_png, wav_bytes
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
@@ -36,8 +36,8 @@ def synthetic(start: datetime, channels: int) -> tuple[Clip, ClipScore]:
     call = 0.2 * np.sin(2 * np.pi * (1500 + 800 * np.sin(2 * np.pi * 0.7 * t)) * t) * ((t > 20) & (t < 26))
     audio = np.stack([call + 0.02 * rng.standard_normal(t.size) for _ in range(channels)]).astype(np.float32)
     windows = tuple(0.9 if 18 <= 2 * k <= 24 else 0.1 for k in range(29))
-    segments = tuple(ScoredSegment(2.0 * k, 3.0, p, p > 0.5) for k, p in enumerate(windows))
-    score = ClipScore("benchmark", "mean_top_k", 3.0, 2.0, windows, segments, 0.9, True)
+    spans = tuple(ScoredSpan(2.0 * k, 3.0, p, p > 0.5) for k, p in enumerate(windows))
+    score = ClipScore("benchmark", "mean_top_k", 3.0, 2.0, windows, spans, 0.9, True)
     return Clip(STREAM, start, start + timedelta(seconds=60), audio, RATE), score
 
 

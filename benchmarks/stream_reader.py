@@ -20,13 +20,13 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from hydrophone_worker.audio.decode import decode
 from hydrophone_worker.clips import ClipAssembler
 from hydrophone_worker.domain import Clip, Gap
 from hydrophone_worker.sim.audio import ArraySource, synth_ocean
 from hydrophone_worker.sim.encode import encode_segments, frames_for
 from hydrophone_worker.sim.node import SimulatedNode
 from hydrophone_worker.sim.s3server import MotoServer, ensure_public_bucket, s3_client
-from hydrophone_worker.source.decode import decode_segment
 from hydrophone_worker.source.live import LiveReader
 
 EPOCH = 1_796_112_000
@@ -53,7 +53,7 @@ def bench_decode(count: int) -> None:
         spent = []
         for data in segments:
             start = time.process_time()
-            decode_segment(data)
+            decode(data)
             spent.append(time.process_time() - start)
         median, p90 = statistics.median(spent), sorted(spent)[int(0.9 * (len(spent) - 1))]
         size = statistics.mean(len(s) for s in segments) / 1000

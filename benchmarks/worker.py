@@ -49,7 +49,7 @@ from hydrophone_worker.detector.backend import (
 from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.export import write_directory_export
 from hydrophone_worker.detector.modeldir import ModelConfig, locate_model, save_model_dir
-from hydrophone_worker.service.app import RunOptions, Worker, load_scorer
+from hydrophone_worker.service.app import Worker, WorkerOptions, load_scorer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the simulator harness is the development tool tools/demo.py
@@ -60,7 +60,7 @@ from tools.demo import CLIP_S, simulator  # noqa: E402
 STAGES = (
     ("start-up", "service/app.py", "load_scorer"),  # weights, fold, and loading the (cached) ONNX export
     ("fetch", "source/http.py", "get"),
-    ("decode", "source/decode.py", "decode_segment"),
+    ("decode", "audio/decode.py", "decode"),
     ("frontend", "detector/frontend.py", "prepare"),
     ("frontend", "detector/frontend.py", "spectrograms"),
     ("model", "detector/fast.py", "forward"),  # the Detector runs the batch-norm-folded copy through this
@@ -138,7 +138,7 @@ def peak_rss_mib() -> float:
 def run_worker(raw: dict, cache: str, results: multiprocessing.Queue) -> None:
     """The measured worker, in a fresh process: its CPU time, peak RSS and profile go back on `results`."""
     os.environ["XDG_CACHE_HOME"] = cache
-    worker = Worker(WorkerConfig.model_validate(raw), RunOptions(), env={}, stop=threading.Event())
+    worker = Worker(WorkerConfig.model_validate(raw), WorkerOptions(), env={}, stop=threading.Event())
     profiler = cProfile.Profile(time.process_time)
     cpu0, wall0 = time.process_time(), time.monotonic()
     profiler.enable()

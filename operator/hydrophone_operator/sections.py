@@ -116,21 +116,22 @@ def resource_view(
         if field_name not in nested and default not in (PydanticUndefined, None):
             extra[WORKER_DEFAULT] = default
         description = info.description or (descriptions or {}).get(field_name)
+        # alias=info.alias: the worker's own key where it names one (topK for mean_top_k), else camelCase.
         if field_name in required:
             definitions[field_name] = (
                 _without_none(annotation),
-                Field(description=description, json_schema_extra=extra),
+                Field(description=description, json_schema_extra=extra, alias=info.alias),
             )
         elif field_name in server_default:
             extra[SERVER_DEFAULT] = True
             definitions[field_name] = (
                 annotation,
-                Field(default, description=description, json_schema_extra=extra),
+                Field(default, description=description, json_schema_extra=extra, alias=info.alias),
             )
         else:
             definitions[field_name] = (
                 annotation | None,
-                Field(None, description=description, json_schema_extra=extra),
+                Field(None, description=description, json_schema_extra=extra, alias=info.alias),
             )
     model = create_model(name, __base__=Spec, __doc__=doc, **definitions)
     model.rules = (*getattr(source, "rules", ()), *rules)

@@ -51,7 +51,7 @@ CamelAggregation = Literal[tuple(_AGGREGATION_ALIASES)]  # type: ignore[valid-ty
 _HOP_WITHIN_WINDOW = Rule(
     cel="!has(self.hopSeconds) || !has(self.windowSeconds) || self.hopSeconds <= self.windowSeconds",
     message=HOP_LONGER_THAN_WINDOW,
-    holds=lambda d: d.hop_seconds is None or d.window_seconds is None or d.hop_seconds <= d.window_seconds,
+    holds=lambda d: d.hop_s is None or d.window_s is None or d.hop_s <= d.window_s,
 )
 _DETECTION_DESCRIPTIONS = {  # until the worker's DetectionConfig documents its fields itself
     "aggregation": (
@@ -60,10 +60,10 @@ _DETECTION_DESCRIPTIONS = {  # until the worker's DetectionConfig documents its 
     ),
     "local_threshold": "Window score above which a window counts as a call.",
     "global_threshold": "Clip confidence at or above which a clip is a detection.",
-    "top_k": "Number of best windows averaged by meanTopK (clamped to the windows a clip has).",
+    "mean_top_k": "Number of best windows averaged by meanTopK (clamped to the windows a clip has).",
     "min_positive_windows": "Positive seconds needed by positiveCount.",
-    "window_seconds": "Length of one scored window, in seconds.",
-    "hop_seconds": "Step between the starts of two windows, in seconds.",
+    "window_s": "Length of one scored window, in seconds.",
+    "hop_s": "Step between the starts of two windows, in seconds.",
 }
 
 _Location = resource_view(
@@ -85,7 +85,7 @@ _Detection = resource_view(
     "Overrides of the model's decision rule. Unset fields keep the model's own values.",
     fields=tuple(name for name in DetectionConfig.model_fields if name != "clip_seconds"),
     replace={"aggregation": CamelAggregation},
-    at_most={"window_seconds": _CLIP_SECONDS, "hop_seconds": _CLIP_SECONDS},
+    at_most={"window_s": _CLIP_SECONDS, "hop_s": _CLIP_SECONDS},
     rules=(_HOP_WITHIN_WINDOW,),
     descriptions=_DETECTION_DESCRIPTIONS,
 )

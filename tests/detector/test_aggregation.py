@@ -10,7 +10,7 @@ from hydrophone_worker.detector.aggregation import (
     positive_count,
     rolling_pairs,
 )
-from hydrophone_worker.domain import ScoredSegment
+from hydrophone_worker.domain import ScoredSpan
 
 
 def test_rolling_pairs_gives_one_score_per_second_plus_one():
@@ -22,9 +22,9 @@ def test_rolling_pairs_gives_one_score_per_second_plus_one():
 def test_positive_count_worked_example():
     # Windows 2 s / hop 1 s: per-second scores 0.1, 0.35, 0.75, 0.9, 0.55, 0.5, 0.5
     verdict = positive_count([0.1, 0.6, 0.9, 0.9, 0.2, 0.8], hop_s=1.0, local=0.5, min_count=3)
-    assert [s.confidence for s in verdict.segments] == pytest.approx([0.1, 0.35, 0.75, 0.9, 0.55, 0.5, 0.8])
-    assert [s.positive for s in verdict.segments] == [False, False, True, True, True, False, True]
-    assert [(s.start_s, s.duration_s) for s in verdict.segments[:3]] == [(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)]
+    assert [s.confidence for s in verdict.spans] == pytest.approx([0.1, 0.35, 0.75, 0.9, 0.55, 0.5, 0.8])
+    assert [s.positive for s in verdict.spans] == [False, False, True, True, True, False, True]
+    assert [(s.start_s, s.duration_s) for s in verdict.spans[:3]] == [(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)]
     assert verdict.global_confidence == pytest.approx((0.75 + 0.9 + 0.55 + 0.8) / 4)
     assert verdict.positive  # 4 positive seconds >= 3
 
@@ -32,14 +32,14 @@ def test_positive_count_worked_example():
 def test_positive_count_needs_the_minimum_count_and_is_strict_at_the_threshold():
     verdict = positive_count([0.5, 0.5, 0.9, 0.1], hop_s=1.0, local=0.5, min_count=3)
     # seconds: 0.5, 0.5, 0.7, 0.5, 0.1 -> only 0.7 is above 0.5 (0.5 itself is not)
-    assert [s.positive for s in verdict.segments] == [False, False, True, False, False]
+    assert [s.positive for s in verdict.spans] == [False, False, True, False, False]
     assert verdict.global_confidence == pytest.approx(0.7)
     assert not verdict.positive
 
 
 def test_positive_count_with_no_windows_is_negative_with_zero_confidence():
     verdict = positive_count([], hop_s=1.0, local=0.5, min_count=3)
-    assert verdict.segments == () and verdict.global_confidence == 0.0 and not verdict.positive
+    assert verdict.spans == () and verdict.global_confidence == 0.0 and not verdict.positive
 
 
 def test_mean_top_k_worked_example():
@@ -47,8 +47,8 @@ def test_mean_top_k_worked_example():
     verdict = mean_top_k(scores, window_s=3.0, hop_s=2.0, k=2, local=0.5, global_=0.6)
     assert verdict.global_confidence == pytest.approx(0.675)
     assert verdict.positive
-    assert verdict.segments[1] == ScoredSegment(start_s=2.0, duration_s=3.0, confidence=0.7, positive=True)
-    assert [s.positive for s in verdict.segments] == [False, True, False, True, False]
+    assert verdict.spans[1] == ScoredSpan(start_s=2.0, duration_s=3.0, confidence=0.7, positive=True)
+    assert [s.positive for s in verdict.spans] == [False, True, False, True, False]
     assert not mean_top_k(scores, 3.0, 2.0, k=2, local=0.5, global_=0.68).positive
 
 
@@ -60,7 +60,7 @@ def test_mean_top_k_clamps_k_to_the_number_of_windows():
         0.8
     )
     empty = mean_top_k([], 3.0, 2.0, k=2, local=0.5, global_=0.6)
-    assert empty.global_confidence == 0.0 and not empty.positive and empty.segments == ()
+    assert empty.global_confidence == 0.0 and not empty.positive and empty.spans == ()
 
 
 def test_mean_thresholded_worked_example():

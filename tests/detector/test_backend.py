@@ -16,7 +16,8 @@ import torch
 from hydrophone_worker.detector import backend, frontend
 from hydrophone_worker.detector.backend import BackendUnsupported, choose_backend, resolve_backend
 from hydrophone_worker.detector.cpu import cpu_flags
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.params import DetectionParams
+from hydrophone_worker.detector.scoring import Detector
 
 from .conftest import randomize_batch_norms, realistic_audio
 

@@ -220,17 +220,16 @@ def test_threads_zero_is_refused_as_out_of_range(model_dir, audio_files):
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_long_files_are_streamed_with_the_scores_of_the_whole_signal(resnet, tmp_path, normalize):
-    from dataclasses import replace
-
-    from hydrophone_worker.detector import frontend
+    from hydrophone_worker.audio.decode import decode
     from hydrophone_worker.detector.longfile import score_file
-    from hydrophone_worker.detector.scoring import DetectionParams, Detector
+    from hydrophone_worker.detector.params import DetectionParams
+    from hydrophone_worker.detector.scoring import Detector
 
     path = tmp_path / "long.wav"
     audio = np.stack([realistic_audio(44100, 25.0, seed=31), realistic_audio(44100, 25.0, seed=32)])
     sf.write(path, audio.T, 44100, subtype="PCM_16")
-    detector = Detector(resnet, replace(DetectionParams(), normalize=normalize))
-    whole = detector.score_audio(*frontend.decode(path))
+    detector = Detector(resnet, DetectionParams(normalize=normalize))
+    whole = detector.score_audio(*decode(path))
     streamed = score_file(detector, path, block_s=6.0)  # 4 blocks and a tail
     assert streamed.duration_s == pytest.approx(25.0)
     assert len(streamed.score.window_scores) == len(whole.window_scores) == 12

@@ -167,10 +167,10 @@ def test_import_in_a_process_without_fastai_reproduces_the_model(export: Export,
         scores = loaded.network(export.probe)
     torch.testing.assert_close(scores, export.expected, rtol=0, atol=1e-6)
 
-    windows, rules = loaded.config.inference, loaded.config.global_prediction
-    assert (windows.window_s, windows.window_hop_s, loaded.config.audio.normalize) == (2.0, 1.0, False)
-    assert rules.aggregation_strategy == "positive_count"
-    assert (rules.pred_local_threshold, rules.pred_global_threshold) == (0.5, 3)
+    rules = loaded.config.detection
+    assert (rules.window_s, rules.hop_s, rules.normalize) == (2.0, 1.0, False)
+    assert rules.aggregation == "positive_count"
+    assert (rules.local_threshold, rules.global_threshold) == (0.5, 3)
     assert loaded.config.model.name == "11-15-20.FastAI.R1-12"
 
     info = CliRunner().invoke(main, ["model", "info", str(outdir)])

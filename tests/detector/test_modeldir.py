@@ -15,8 +15,6 @@ from hydrophone_worker.detector.modeldir import (
     CONFIG_FILE,
     SAFETENSORS_FILE,
     TORCH_FILE,
-    GlobalPredictionSection,
-    InferenceSection,
     ModelConfig,
     ModelDirError,
     NetworkSection,
@@ -26,6 +24,7 @@ from hydrophone_worker.detector.modeldir import (
     save_model_dir,
 )
 from hydrophone_worker.detector.network import build_network
+from hydrophone_worker.detector.params import DetectionParams
 from safetensors.torch import save_file
 
 # orcasound/orcahello InferenceSystem/model/config.yaml, the config published with orcahello-srkw-detector-v1.
@@ -115,19 +114,23 @@ def test_upstream_published_config_loads_unchanged(tmp_path: Path, demo_network:
     config = parse_model_config(yaml.safe_load(UPSTREAM_CONFIG_YAML))
     assert config.model.architecture == "resnet50"  # ours; absent upstream
     assert config.model.name == "orcahello-srkw-detector-v1"
-    assert (config.audio.resample_rate, config.audio.normalize) == (20000, True)
+    assert (config.audio.resample_rate, config.detection.normalize) == (20000, True)
     assert (config.spectrogram.sample_rate, config.spectrogram.n_fft, config.spectrogram.mel_n_filters) == (
         16000,
         2560,
         256,
     )
-    assert (config.inference.window_s, config.inference.window_hop_s, config.inference.max_batch_size) == (
+    assert (config.detection.window_s, config.detection.hop_s, config.detection.max_batch_size) == (
         3,
         2,
         8,
     )
-    assert config.global_prediction == GlobalPredictionSection(
-        aggregation_strategy="mean_top_k", mean_top_k=2, pred_local_threshold=0.5, pred_global_threshold=0.6
+    rules = config.detection
+    assert (rules.aggregation, rules.mean_top_k, rules.local_threshold, rules.global_threshold) == (
+        "mean_top_k",
+        2,
+        0.5,
+        0.6,
     )
     assert config.input_frames == 312
 
@@ -189,7 +192,7 @@ def test_positive_count_takes_a_count() -> None:
     rules = parse_model_config(
         {"global_prediction": {"aggregation_strategy": "positive_count", "pred_global_threshold": 3}}
     )
-    assert rules.global_prediction.pred_global_threshold == 3
+    assert rules.detection.global_threshold == 3
 
 
 def test_settings_the_frontend_does_not_implement_are_refused() -> None:
@@ -224,7 +227,7 @@ def test_config_must_be_a_mapping() -> None:
 
 
 def test_config_yaml_round_trips() -> None:
-    config = ModelConfig(inference=InferenceSection(window_s=2.0, window_hop_s=1.0))
+    config = ModelConfig(detection=DetectionParams(window_s=2.0, hop_s=1.0))
     assert parse_model_config(yaml.safe_load(config_to_yaml(config))) == config
 
 
@@ -409,3 +412,14 @@ def test_cli_info_prints_config_and_parameter_count(tmp_path: Path, demo_network
     parameters = sum(p.numel() for p in demo_network.parameters())
     assert f"parameters: {parameters:,}\n" in result.output
     assert "architecture: demo-cnn" in result.output and "window_s: 3.0" in result.output
+
+
+def test_detection_parameters_are_read_from_their_upstream_keys_only() -> None:
+    # DetectionParams' field names are not config.yaml keys: a `detection:` section is refused like any other.
+    with pytest.raises(ModelDirError, match=r"detection: unknown key; allowed here: audio, spectrogram"):
+        parse_model_config({"detection": {"window_s": 2.0}})
+    with pytest.raises(ModelDirError, match=r"inference.window_s: Input should be greater than or equal"):
+        parse_model_config({"inference": {"window_s": 0.01}})
+    config = parse_model_config({"audio": {"normalize": False}, "inference": {"strict_segments": True}})
+    assert config.detection == DetectionParams(normalize=False)
+    assert config.inference.strict_segments

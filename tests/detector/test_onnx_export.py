@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 import torch
 from click.testing import CliRunner
+from hydrophone_worker.audio.decode import decode
 from hydrophone_worker.detector import backend, export, fast, frontend, modeldir, network
 from hydrophone_worker.detector.fast import PrecisionUnsupported
 from hydrophone_worker.detector.load import load_detector
 from hydrophone_worker.detector.model_cli import model
-from hydrophone_worker.detector.scoring import DetectionParams
 from safetensors.torch import save_file
 
 from .conftest import randomize_batch_norms, realistic_audio
@@ -75,7 +75,7 @@ def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 def unfused_scores(directory: Path, audio: np.ndarray, rate: int = RATE) -> np.ndarray:
     """P(call) per window of the directory's weights in the plain eval-mode network (the reference)."""
     loaded = modeldir.load_model_dir(directory)
-    params = DetectionParams.from_config(loaded.config)
+    params = loaded.config.detection
     signal = frontend.prepare(audio, rate, params.normalize)
     starts = frontend.window_starts(len(signal), params.window_s, params.hop_s)
     batch = torch.from_numpy(frontend.spectrograms(signal, starts, params.window_s))
@@ -329,6 +329,6 @@ def test_the_image_self_check_and_an_exported_model_run_without_any_c_compiler(e
     assert detected.returncode == 0, detected.stderr
     assert "is stale" not in detected.stderr
     got = [segment["confidence"] for segment in json.loads(detected.stdout)["segments"]]
-    want = unfused_scores(exported, *frontend.decode(clip))
+    want = unfused_scores(exported, *decode(clip))
     assert len(got) == 12
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)

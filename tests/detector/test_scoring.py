@@ -11,7 +11,8 @@ from hydrophone_worker.detector import fast, frontend
 from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.fast import PrecisionUnsupported
 from hydrophone_worker.detector.modeldir import ModelConfig
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.params import DetectionParams
+from hydrophone_worker.detector.scoring import Detector
 from hydrophone_worker.domain import Clip
 
 from .conftest import realistic_audio
@@ -39,7 +40,7 @@ def test_scores_every_strict_window_and_reports_the_verdict(scored):
     assert len(scored.window_scores) == 2
     assert all(0.0 < p < 1.0 for p in scored.window_scores)
     assert len(set(scored.window_scores)) == 2  # a meaningful network: windows differ
-    assert [(s.start_s, s.duration_s) for s in scored.segments] == [(0.0, 3.0), (2.0, 3.0)]
+    assert [(s.start_s, s.duration_s) for s in scored.spans] == [(0.0, 3.0), (2.0, 3.0)]
     top2 = sorted(scored.window_scores)[-2:]
     assert scored.global_confidence == pytest.approx(sum(top2) / 2)
     assert scored.positive == (scored.global_confidence >= 0.6)
@@ -52,7 +53,7 @@ def test_the_same_clip_always_gets_identical_scores(detector, audio, scored):
     clip = Clip("rpi_orcasound_lab", start, start + timedelta(seconds=SECONDS), audio[None, :].copy(), 48000)
     again = detector.score_clip(clip)
     assert again.window_scores == scored.window_scores
-    assert again.segments == scored.segments
+    assert again.spans == scored.spans
 
 
 def test_folded_channels_last_network_is_within_1e_5_of_the_unfused_one(resnet, audio, scored):
@@ -81,7 +82,7 @@ def test_bf16_matches_fp32_decisions_where_the_cpu_supports_it_else_is_refused(r
     bound = fast.BF16_MAX_DP["amx_bf16" if "amx_bf16" in read_cpu_flags() else "avx512_bf16"]
     assert np.max(np.abs(np.array(bf16.window_scores) - np.array(scored.window_scores))) <= bound
     assert bf16.positive == scored.positive
-    assert [s.positive for s in bf16.segments] == [s.positive for s in scored.segments]
+    assert [s.positive for s in bf16.spans] == [s.positive for s in scored.spans]
 
 
 def test_bf16_is_refused_on_a_cpu_without_bf16_instructions(resnet, monkeypatch):
@@ -109,7 +110,7 @@ def test_unknown_precision_is_refused(resnet):
 
 def test_a_1_s_file_gives_no_segments_and_a_negative_verdict(detector):
     score = detector.score_audio(realistic_audio(48000, 1.0, seed=12), 48000)
-    assert score.window_scores == () and score.segments == ()
+    assert score.window_scores == () and score.spans == ()
     assert score.global_confidence == 0.0 and not score.positive
 
 
@@ -125,8 +126,8 @@ def test_positive_count_reports_per_hop_spans(resnet):
     params = DetectionParams(window_s=2.0, hop_s=1.0, aggregation="positive_count", global_threshold=3)
     score = Detector(resnet, params).score_audio(realistic_audio(20000, 3.0, seed=15), 20000)
     assert len(score.window_scores) == 2
-    assert [(s.start_s, s.duration_s) for s in score.segments] == [(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)]
-    assert score.segments[1].confidence == pytest.approx(sum(score.window_scores) / 2)
+    assert [(s.start_s, s.duration_s) for s in score.spans] == [(0.0, 1.0), (1.0, 1.0), (2.0, 1.0)]
+    assert score.spans[1].confidence == pytest.approx(sum(score.window_scores) / 2)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +166,7 @@ def test_params_come_from_the_model_config_with_overrides():
             "global_prediction": {"aggregation_strategy": "positive_count", "pred_global_threshold": 3},
         }
     )
-    assert DetectionParams.from_config(config) == DetectionParams(
+    assert config.detection == DetectionParams(
         window_s=2.0,
         hop_s=1.0,
         normalize=False,
@@ -174,7 +175,7 @@ def test_params_come_from_the_model_config_with_overrides():
         max_batch_size=4,
     )
     # Bush Point runs the 2026 rule at 0.9: the override replaces the model's count.
-    site = DetectionParams.from_config(config, aggregation="mean_top_k", global_threshold=0.9, mean_top_k=3)
+    site = config.detection.with_overrides(aggregation="mean_top_k", global_threshold=0.9, mean_top_k=3)
     assert (site.aggregation, site.global_threshold, site.mean_top_k, site.window_s) == (
         "mean_top_k",
         0.9,
@@ -182,4 +183,13 @@ def test_params_come_from_the_model_config_with_overrides():
         2.0,
     )
     with pytest.raises(ValueError, match=r"global_threshold 3(\.0)? must be a probability"):
-        DetectionParams.from_config(config, aggregation="mean_top_k")
+        config.detection.with_overrides(aggregation="mean_top_k")
+
+
+def test_a_rule_check_names_the_key_in_the_vocabulary_it_was_given_in():
+    from hydrophone_worker.detector.modeldir import ModelDirError, parse_model_config
+
+    with pytest.raises(ModelDirError, match=r"global_prediction.pred_global_threshold 0.6 must be a whole"):
+        parse_model_config({"global_prediction": {"aggregation_strategy": "positive_count"}})
+    with pytest.raises(ValueError, match=r"^invalid detection parameters: global_threshold 0.6 must be a"):
+        DetectionParams().with_overrides(aggregation="positive_count")

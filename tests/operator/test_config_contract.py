@@ -26,7 +26,7 @@ def test_every_example_renders_a_config_the_worker_loads(
     assert config.stream.base_url == "https://s3-us-west-2.amazonaws.com/audio-orcasound-net"
     assert config.detection.aggregation == "mean_top_k"
     assert config.detection.global_threshold == spec["detection"]["globalThreshold"]
-    assert config.detection.top_k == 2
+    assert config.detection.mean_top_k == 2
     assert (config.location.latitude, config.location.longitude) == (
         spec["location"]["latitude"],
         spec["location"]["longitude"],

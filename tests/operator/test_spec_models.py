@@ -83,7 +83,7 @@ def test_worker_defaults_are_documented_not_defaulted_by_the_resource() -> None:
     [({"topK": 2.0}, 2), ({"topK": 2}, 2)],
 )
 def test_json_numbers_that_are_whole_are_integers(detection: dict[str, Any], top_k: int) -> None:
-    value = hydrophone(detection=detection).spec.detection.model_dump()["top_k"]
+    value = hydrophone(detection=detection).spec.detection.model_dump()["mean_top_k"]
     assert value == top_k and isinstance(value, int)
 
 

@@ -30,7 +30,7 @@ def score(window_scores: tuple[float, ...], window_s: float = 2.0, hop_s: float 
         window_s=window_s,
         hop_s=hop_s,
         window_scores=window_scores,
-        segments=(),
+        spans=(),
         global_confidence=0.0,
         positive=False,
     )

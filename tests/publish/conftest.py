@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 from azure.storage.blob import BlobServiceClient
-from hydrophone_worker.domain import Clip, ClipScore, ScoredSegment
+from hydrophone_worker.domain import Clip, ClipScore, ScoredSpan
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.publish.sinks.azure import AzureNames, AzureSink
 
@@ -52,8 +52,8 @@ def make_score(
     hop_s: float = 2.0,
     model_id: str = "orcahello-srkw-detector-v1",
 ) -> ClipScore:
-    segments = tuple(
-        ScoredSegment(start_s=i * hop_s, duration_s=window_s, confidence=p, positive=p > 0.5)
+    spans = tuple(
+        ScoredSpan(start_s=i * hop_s, duration_s=window_s, confidence=p, positive=p > 0.5)
         for i, p in enumerate(window_scores)
     )
     top = sorted(window_scores, reverse=True)[:2]
@@ -64,7 +64,7 @@ def make_score(
         window_s=window_s,
         hop_s=hop_s,
         window_scores=window_scores,
-        segments=segments,
+        spans=spans,
         global_confidence=confidence,
         positive=confidence >= 0.6,
     )

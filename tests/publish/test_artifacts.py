@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 import soundfile
-from hydrophone_worker.publish.artifacts import PNG_SIZE, positive_spans, spectrogram_png, wav_bytes
+from hydrophone_worker.publish.artifacts import PNG_SIZE, merged_positive_spans, spectrogram_png, wav_bytes
 from PIL import Image
 
 from tests.publish.conftest import make_clip, make_score
@@ -32,7 +32,7 @@ def test_wav_rejects_flat_audio_with_a_clear_error() -> None:
 def test_overlapping_positive_windows_merge_into_spans() -> None:
     # windows 3 s long every 2 s: positives at 2 and 4 overlap, 10 stands alone
     score = make_score((0.1, 0.8, 0.9, 0.2, 0.1, 0.7))
-    assert positive_spans(score) == [(2.0, 7.0), (10.0, 13.0)]
+    assert merged_positive_spans(score) == [(2.0, 7.0), (10.0, 13.0)]
 
 
 def test_spectrogram_is_1280x480_with_the_positive_windows_marked() -> None:

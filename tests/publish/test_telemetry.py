@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from hydrophone_worker.config import PublishConfig
+from hydrophone_worker.outcomes import ClipScored
 from hydrophone_worker.publish.factory import build_sinks
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.sinks.azure import AzureSink
@@ -53,6 +54,12 @@ def test_each_detection_sends_the_orca_found_event_and_metrics(
     assert telemetry.flush()
     expected = {"clips_scored", "detections", "outbox_depth", "publish_failures"}
     assert appinsights.wait_for(lambda: expected <= _metric_names(appinsights))
+
+
+def test_the_run_loops_clip_outcomes_are_counted(telemetry: Telemetry, appinsights: TrackSink) -> None:
+    telemetry.observe(ClipScored(make_clip(), make_score(), scoring_s=0.1, detection=None, lag_s=None))
+    assert telemetry.flush()
+    assert appinsights.wait_for(lambda: "clips_scored" in _metric_names(appinsights))
 
 
 def test_secrets_never_reach_logs_or_stdout(

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hydrophone_worker.config import DetectionConfig, WorkerConfig
 from hydrophone_worker.domain import Clip, ClipScore
 from hydrophone_worker.service import app as app_module
-from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError, checkpoint_key
+from hydrophone_worker.service.app import Worker, WorkerOptions, WorkerSetupError, checkpoint_key
 from hydrophone_worker.service.checkpoint import CheckpointStore
 from hydrophone_worker.service.cli import backfill, run
 from hydrophone_worker.service.logs import FIELDS, JsonFormatter
@@ -63,7 +63,7 @@ def run_worker(tmp_path: Path, cfg: WorkerConfig, monkeypatch: pytest.MonkeyPatc
 
     worker = Worker(
         cfg,
-        RunOptions(results_log=tmp_path / "results.jsonl"),
+        WorkerOptions(results_log=tmp_path / "results.jsonl"),
         env={},
         clock=NOW.timestamp,
         reader_factory=factory,
@@ -191,7 +191,7 @@ def detection(tmp_path: Path, **section: object):
     from hydrophone_worker.detector.modeldir import ModelConfig
 
     cfg = config(tmp_path).model_copy(update={"detection": DetectionConfig.model_validate(section)})
-    return app_module.detection_params(cfg, ModelConfig())
+    return app_module.detection_params(cfg, ModelConfig().detection)
 
 
 def test_detection_section_overrides_the_model_config(tmp_path) -> None:

@@ -35,7 +35,7 @@ def test_minimal_config_gets_defaults_and_known_site_location() -> None:
     assert config.location.name == "Bush Point"
     assert (config.location.latitude, config.location.longitude) == (48.0336664, -122.6040035)
     assert config.publish.sinks == ["local"]
-    assert config.detection.window_seconds is None  # None = the model's config.yaml
+    assert config.detection.window_s is None  # None = the model's config.yaml
     assert config.server.port == 8080
 
 
@@ -192,3 +192,14 @@ def test_config_module_imports_without_torch_av_or_azure() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_detection_overrides_use_the_detection_parameter_names() -> None:
+    section = WorkerConfig.from_yaml_text(
+        "stream: {streamId: rpi_bush_point}\n"
+        "detection: {windowSeconds: 2, hopSeconds: 1, topK: 3, globalThreshold: 0.9, minPositiveWindows: 4}"
+    ).detection
+    given = {"window_s": 2.0, "hop_s": 1.0, "mean_top_k": 3, "aggregation": None, "local_threshold": None}
+    # The threshold that suits the rule in force: a confidence for mean_top_k, a count for positive_count.
+    assert section.overrides("mean_top_k") == {**given, "global_threshold": 0.9}
+    assert section.overrides("positive_count") == {**given, "global_threshold": 4}

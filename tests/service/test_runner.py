@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydrophone_worker.domain import Clip, ClipScore, Gap, Segment, SegmentRef
+from hydrophone_worker.outcomes import ClipScored, GapRecorded, Observer, Outcome, SegmentReceived
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.publish.sinks.local import LocalSink
 from hydrophone_worker.service.checkpoint import CheckpointStore
 from hydrophone_worker.service.metrics import WorkerMetrics
 from hydrophone_worker.service.results import ResultsLog
-from hydrophone_worker.service.runner import Runner, RunSettings
+from hydrophone_worker.service.runner import Runner, RunnerSettings
 from hydrophone_worker.service.status import WorkerStatus
 
 T0 = datetime(2026, 11, 29, 10, 0, 2, tzinfo=UTC)
@@ -83,10 +84,12 @@ class LoudScorer:
 class Harness:
     def __init__(self, tmp: Path, events: list[Segment | Gap], **settings: object) -> None:
         self.tmp, self.events = tmp, events
-        self.settings = RunSettings(stream_id=STREAM, live=False, **settings)  # type: ignore[arg-type]
+        self.settings = RunnerSettings(stream_id=STREAM, live=False, **settings)  # type: ignore[arg-type]
         self.sink_dir = tmp / "detections"
 
-    def runner(self, *, clock: float = 0.0, stop: threading.Event | None = None) -> tuple[Runner, LoudScorer]:
+    def runner(
+        self, *, clock: float = 0.0, stop: threading.Event | None = None, observers: Sequence[Observer] = ()
+    ) -> tuple[Runner, LoudScorer]:
         stop = stop or threading.Event()
         scorer = LoudScorer()
         runner = Runner(
@@ -101,6 +104,7 @@ class Harness:
             results=ResultsLog(self.tmp / "results.jsonl"),
             stop=stop,
             clock=lambda: clock,
+            observers=observers,
         )
         return runner, scorer
 
@@ -131,11 +135,39 @@ def test_clips_gaps_detections_and_checkpoint(tmp_path: Path) -> None:
     assert len(journal) == 1
 
 
+@dataclass
+class Recorder:
+    seen: list[Outcome] = field(default_factory=list)
+
+    def observe(self, outcome: Outcome) -> None:
+        self.seen.append(outcome)
+
+
+def test_each_clip_and_gap_is_one_outcome_that_every_fold_counts_alike(tmp_path: Path) -> None:
+    gap = Gap(T0 + timedelta(seconds=120), T0 + timedelta(seconds=140), "stream-restart", "folder 2")
+    events = [*[segment(i, loud=i == 7) for i in range(12)], gap, *[segment(i) for i in range(14, 20)]]
+    recorder = Recorder()
+    runner, _ = Harness(tmp_path, events).runner(observers=[recorder])
+    summary = runner.run(None)
+    outcomes = [o for o in recorder.seen if not isinstance(o, SegmentReceived)]
+    assert [type(o) for o in outcomes] == [ClipScored, ClipScored, GapRecorded, ClipScored]
+    assert [o.score.positive for o in outcomes if isinstance(o, ClipScored)] == [False, True, False]
+    assert len([o for o in recorder.seen if isinstance(o, SegmentReceived)]) == 18  # one per segment read
+    snapshot = runner._status.snapshot()
+    counted = (snapshot.clips_total, snapshot.detections_total, snapshot.gaps_total)
+    assert counted == (summary.clips, summary.positives, len(summary.gaps)) == (3, 1, 1)
+    assert snapshot.last_clip_end == T0 + timedelta(seconds=200)
+    text = runner._metrics.render().decode()
+    assert 'hydrophone_clips_total{decision="positive",stream="rpi_sim"} 1.0' in text
+    assert 'hydrophone_clips_total{decision="negative",stream="rpi_sim"} 2.0' in text
+    assert 'hydrophone_detections_total{stream="rpi_sim"} 1.0' in text
+
+
 def test_restart_after_a_kill_between_log_and_checkpoint_duplicates_nothing(tmp_path: Path) -> None:
     events: list[Segment | Gap] = [segment(i, loud=i in (1, 8)) for i in range(18)]
     harness = Harness(tmp_path, events)
     first, _ = harness.runner()
-    first.settings = RunSettings(stream_id=STREAM, live=False, max_clips=2)
+    first.settings = RunnerSettings(stream_id=STREAM, live=False, max_clips=2)
     first.run(None)
     # Simulate a kill after the second clip's results line but before its checkpoint write.
     store = CheckpointStore(tmp_path / "state", STREAM)
@@ -171,7 +203,7 @@ def test_stop_keeps_the_partial_clip_for_the_restart(tmp_path: Path) -> None:
 def test_lag_beyond_max_lag_records_a_gap_and_jumps(tmp_path: Path) -> None:
     events = [segment(i) for i in range(60)]  # ten minutes
     harness = Harness(tmp_path, events, max_lag_s=120.0, delay_s=60.0)
-    harness.settings = RunSettings(stream_id=STREAM, live=True, max_lag_s=120.0, delay_s=60.0)
+    harness.settings = RunnerSettings(stream_id=STREAM, live=True, max_lag_s=120.0, delay_s=60.0)
     now = (T0 + timedelta(seconds=600)).timestamp()
     runner, _ = harness.runner(clock=now)
     summary = runner.run(None)
@@ -187,7 +219,7 @@ def test_lag_beyond_max_lag_records_a_gap_and_jumps(tmp_path: Path) -> None:
 
 def test_lag_policy_report_keeps_every_clip(tmp_path: Path) -> None:
     harness = Harness(tmp_path, [segment(i) for i in range(24)])
-    harness.settings = RunSettings(stream_id=STREAM, live=True, max_lag_s=120.0, lag_policy="report")
+    harness.settings = RunnerSettings(stream_id=STREAM, live=True, max_lag_s=120.0, lag_policy="report")
     runner, _ = harness.runner(clock=(T0 + timedelta(seconds=3600)).timestamp())
     summary = runner.run(None)
     assert summary.clips == 4 and not summary.gaps

@@ -116,3 +116,16 @@ def test_array_source_loops_or_pads() -> None:
     assert once.read(4).tolist() == [[2, 3, 0, 0]]
     with pytest.raises(ValueError, match="channels, samples"):
         ArraySource(np.zeros(5, dtype=np.float32))
+
+
+def test_load_audio_file_mixes_any_channel_count_into_stereo(tmp_path: Path) -> None:
+    import soundfile
+
+    rng = np.random.default_rng(4)
+    samples = (0.1 * rng.standard_normal((4800, 4))).astype(np.float32)
+    path = tmp_path / "four.wav"
+    soundfile.write(path, samples, SR, subtype="FLOAT")
+    stereo = load_audio_file(path)  # 48 kHz already: decoded samples come back unchanged
+    np.testing.assert_allclose(stereo[0], samples[:, 0::2].mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(stereo[1], samples[:, 1::2].mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(load_audio_file(path, channels=1)[0], samples.mean(axis=1), atol=1e-6)

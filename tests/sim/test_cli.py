@@ -16,6 +16,7 @@ import m3u8
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hydrophone_worker.audio.decode import decode
 from hydrophone_worker.cli import main
 from hydrophone_worker.sim.cli import (
     parse_duration,
@@ -26,7 +27,6 @@ from hydrophone_worker.sim.cli import (
     stop_on_signals,
 )
 from hydrophone_worker.sim.clock import run
-from hydrophone_worker.sim.encode import decode_segment
 from hydrophone_worker.sim.node import SimulatedNode
 
 from .conftest import EPOCH, STREAM
@@ -180,7 +180,7 @@ def test_plays_audio_files_in_stereo(moto_endpoint: str, tmp_path: Path) -> None
     )
     assert result.exit_code == 0, result.output
     segment = httpx.get(f"{moto_endpoint}/{bucket}/rpi_file/hls/1796112000/live000.ts", timeout=10)
-    audio, rate = decode_segment(segment.content)
+    audio, rate = decode(segment.content)
     assert audio.shape == (2, 469 * 1024) and rate == 48_000
     spectrum = np.abs(np.fft.rfft(audio[1, 48_000:96_000]))
     assert np.fft.rfftfreq(48_000, 1 / 48_000)[spectrum.argmax()] == pytest.approx(1000, abs=2)

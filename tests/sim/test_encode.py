@@ -5,8 +5,9 @@ import io
 import av
 import numpy as np
 import pytest
+from hydrophone_worker.audio.decode import decode
 from hydrophone_worker.sim.audio import ArraySource, CallSpec, synth_ocean
-from hydrophone_worker.sim.encode import FRAME, SegmentEncoder, decode_segment, encode_segments, frames_for
+from hydrophone_worker.sim.encode import FRAME, SegmentEncoder, encode_segments, frames_for
 
 SR = 48_000
 SEGMENT_FRAMES = frames_for(10.005)
@@ -32,7 +33,7 @@ def test_segments_are_aac_lc_mpegts_at_48k_of_10_005_s(encoded: tuple[np.ndarray
             stream = container.streams.audio[0]
             assert (stream.codec_context.name, stream.codec_context.profile) == ("aac", "LC")
             assert stream.codec_context.sample_rate == SR
-    decoded = [decode_segment(data) for data in segments]
+    decoded = [decode(data) for data in segments]
     assert [d.shape[1] / rate for d, rate in decoded[:2]] == pytest.approx([10.005333] * 2, abs=1e-6)
     assert sum(d.shape[1] for d, _ in decoded) == audio.shape[1] // FRAME * FRAME
     assert 150_000 < len(segments[0]) < 300_000  # Orcasound segments are ~205 kB
@@ -42,7 +43,7 @@ def test_back_to_back_decoding_reproduces_the_audio_without_gaps(
     encoded: tuple[np.ndarray, list[bytes]],
 ) -> None:
     audio, segments = encoded
-    decoded, _ = decode_segment(b"".join(segments))
+    decoded, _ = decode(b"".join(segments))
     skip = 2 * FRAME  # the first frame decodes as the encoder's priming
     n = decoded.shape[1] - skip
     aligned = snr_db(audio[0, skip:n], decoded[0, skip:n])
@@ -56,7 +57,7 @@ def test_back_to_back_decoding_reproduces_the_audio_without_gaps(
 def test_stereo_segments_keep_two_channels() -> None:
     audio = synth_ocean(1.2, seed=1, channels=2)
     (data,) = encode_segments(audio, frames_for(1.2))
-    decoded, rate = decode_segment(data)
+    decoded, rate = decode(data)
     assert decoded.shape[0] == 2 and rate == SR
 
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from hydrophone_worker.domain import Gap, Segment
 from hydrophone_worker.sim.node import Fault, FaultPlan
-from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
+from hydrophone_worker.source.http import FetchError, RetryingFetcher, RetryPolicy
 from hydrophone_worker.source.live import LiveReader
 
 from .faults import FaultyTransport, first_n_fail, seeded_faults
@@ -181,7 +181,7 @@ def test_garbage_latest_txt_and_playlist_are_counted_and_polling_goes_on(bucket_
 def test_a_client_error_is_not_retried_and_names_the_url(moto_endpoint: str) -> None:
     transport = FaultyTransport(lambda request: "400")
     with httpx.Client(transport=transport) as client:
-        fetcher = Fetcher(client, sleep=lambda _: None, policy=RETRY)
+        fetcher = RetryingFetcher(client, sleep=lambda _: None, policy=RETRY)
         with pytest.raises(FetchError, match=r"GET http://127\.0\.0\.1:\d+/b/x: client-error: HTTP 400"):
             fetcher.get(f"{moto_endpoint}/b/x")
     assert transport.injected["400"] == 1 and fetcher.errors["client-error"] == 1

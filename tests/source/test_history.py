@@ -11,7 +11,7 @@ from hydrophone_worker.domain import Clip, Gap, Segment
 from hydrophone_worker.sim.node import GroundTruth
 from hydrophone_worker.sim.s3server import ensure_public_bucket, s3_client
 from hydrophone_worker.source.history import RangeReader, list_folders, parse_range_time
-from hydrophone_worker.source.http import Fetcher, FetchError, default_client
+from hydrophone_worker.source.http import FetchError, RetryingFetcher, default_client
 
 from .harness import EPOCH, STREAM, assert_accounted, make_node, same_time, utc_at
 
@@ -122,7 +122,7 @@ def test_upstream_pacific_range_strings_give_the_same_clips_in_any_host_zone(
 def test_folder_listing_follows_continuation_tokens(archive: tuple[str, GroundTruth]) -> None:
     bucket_url, _ = archive
     with default_client() as client:
-        fetcher = Fetcher(client)
+        fetcher = RetryingFetcher(client)
         assert list_folders(fetcher, bucket_url, STREAM, page_size=1) == [EPOCH, SECOND]
         assert list_folders(fetcher, bucket_url, "rpi_nobody") == []
 

@@ -141,6 +141,7 @@ Seconds = Annotated[float, NoBool, Field(gt=0, le=30 * DAY_S, allow_inf_nan=Fals
 NonNegativeSeconds = Annotated[float, NoBool, Field(ge=0, le=30 * DAY_S, allow_inf_nan=False)]
 Probability = Annotated[float, NoBool, Field(ge=0, le=1, allow_inf_nan=False)]
 Count = Annotated[int, NoBool, Field(ge=1, le=1_000_000)]
+WindowSeconds = Annotated[float, NoBool, Field(gt=0, le=600, allow_inf_nan=False)]
 
 
 def _http_url(value: str) -> str:
@@ -232,13 +233,17 @@ _AGGREGATION_ALIASES = {
 class DetectionConfig(_Section):
     """Overrides of the model's config.yaml; None keeps the model's value."""
 
+    # Fields are named as detector.params.DetectionParams names them (the camelCase keys are aliases), so
+    # `overrides` hands them over without a translation table; only the global threshold has two keys, one
+    # per kind of rule.
+
     aggregation: Aggregation | None = None
     local_threshold: Probability | None = None
     global_threshold: Probability | None = None  # clip confidence threshold (mean_top_k, mean_thresholded)
     min_positive_windows: Count | None = None  # positive_count's global threshold
-    top_k: Count | None = None
-    window_seconds: Annotated[float, NoBool, Field(gt=0, le=600, allow_inf_nan=False)] | None = None
-    hop_seconds: Annotated[float, NoBool, Field(gt=0, le=600, allow_inf_nan=False)] | None = None
+    mean_top_k: Count | None = Field(None, alias="topK")
+    window_s: WindowSeconds | None = Field(None, alias="windowSeconds")
+    hop_s: WindowSeconds | None = Field(None, alias="hopSeconds")
     # At least one 3 s window; at most an hour of audio in memory per clip.
     clip_seconds: Annotated[float, NoBool, Field(ge=1.0, le=3600.0, allow_inf_nan=False)] = 60.0
 
@@ -249,12 +254,23 @@ class DetectionConfig(_Section):
 
     @model_validator(mode="after")
     def _window_fits_clip(self) -> Self:
-        if self.window_seconds is not None and self.window_seconds > self.clip_seconds:
+        if self.window_s is not None and self.window_s > self.clip_seconds:
             raise ValueError(
-                f"windowSeconds {self.window_seconds:g} is longer than clipSeconds {self.clip_seconds:g}: "
+                f"windowSeconds {self.window_s:g} is longer than clipSeconds {self.clip_seconds:g}: "
                 f"no window would fit in a clip{FIX}make windowSeconds at most clipSeconds"
             )
         return self
+
+    def overrides(self, model_rule: Aggregation) -> dict[str, Any]:
+        """The detection parameters this section sets, by field name; `model_rule`: the model's rule.
+
+        positive_count's global threshold is a count (minPositiveWindows), the other rules' a confidence
+        (globalThreshold): the one that suits the rule in force is used.
+        """
+        rule = self.aggregation or model_rule
+        threshold = self.min_positive_windows if rule == "positive_count" else self.global_threshold
+        fields = self.model_dump(exclude={"min_positive_windows", "global_threshold", "clip_seconds"})
+        return {**fields, "global_threshold": threshold}
 
 
 # The site's name as detections carry it; the Hydrophone resource calls it displayName.

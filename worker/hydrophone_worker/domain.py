@@ -101,7 +101,7 @@ class Clip:
 
 
 @dataclass(frozen=True)
-class ScoredSegment:
+class ScoredSpan:
     """What a decision rule judged: a window (mean_top_k, mean_thresholded) or a second (positive_count)."""
 
     start_s: float  # seconds into the clip
@@ -119,7 +119,7 @@ class ClipScore:
     window_s: float
     hop_s: float
     window_scores: tuple[float, ...]  # P(call) per window, in order
-    segments: tuple[ScoredSegment, ...]
+    spans: tuple[ScoredSpan, ...]  # what the rule judged (not HLS segments: those are Clip.segments)
     global_confidence: float  # 0-1
     positive: bool  # the clip decision
     processing_s: float = 0.0
@@ -129,8 +129,8 @@ class ClipScore:
     global_threshold: float | None = None  # a count of positive seconds for positive_count
 
     @property
-    def positive_segments(self) -> tuple[ScoredSegment, ...]:
-        return tuple(s for s in self.segments if s.positive)
+    def positive_spans(self) -> tuple[ScoredSpan, ...]:
+        return tuple(s for s in self.spans if s.positive)
 
 
 def utc(dt: datetime) -> datetime:

@@ -10,22 +10,21 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hydrophone_worker.detector import frontend
+from hydrophone_worker.audio.decode import DecodeError
 from hydrophone_worker.detector.backend import (
     BACKEND_CHOICES,
     BACKEND_ENV,
     onnxruntime_installed,
     resolve_backend,
 )
-from hydrophone_worker.detector.cpu import configure_torch_threads, read_cpu_flags
-from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS, check_precision
+from hydrophone_worker.detector.cpu import read_cpu_flags
+from hydrophone_worker.detector.fast import BF16_HELP, PRECISIONS
 from hydrophone_worker.detector.load import load_detector
 from hydrophone_worker.detector.longfile import score_file
 from hydrophone_worker.detector.modeldir import ModelDirError
-from hydrophone_worker.detector.options import window_options
+from hydrophone_worker.detector.options import check_engine_options, window_options
 from hydrophone_worker.detector.report import TSV_HEADER, FileResult, error_json, to_json, to_table, to_tsv
 from hydrophone_worker.detector.rules import AGGREGATIONS
-from hydrophone_worker.detector.scoring import DetectionParams
 
 EXIT_UNREADABLE = 2
 
@@ -69,7 +68,7 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
     type=float,
     help="Clip threshold: a confidence; for positive_count a minimum count [model: pred_global_threshold].",
 )
-@click.option("--top-k", type=int, help="k of mean_top_k [model: mean_top_k].")
+@click.option("--top-k", "mean_top_k", type=int, help="k of mean_top_k [model: mean_top_k].")
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
@@ -99,50 +98,31 @@ def detect(
     files: tuple[Path, ...],
     as_json: bool,
     as_tsv: bool,
-    window_s: float | None,
-    hop_s: float | None,
-    aggregation: str | None,
-    local_threshold: float | None,
-    global_threshold: float | None,
-    top_k: int | None,
     precision: str,
     threads: int | None,
     compiled: bool,
     backend: str | None,
+    **overrides: float | str | None,
 ) -> None:
     """Find killer whale calls in audio FILES (wav, flac, mp3, MPEG-TS/AAC: anything PyAV decodes).
 
     Exit status 0 when every file was scored, 2 when some could not be read (the others are still scored).
+    `overrides`: the detection parameters given as options, by DetectionParams field name (None: the
+    model's value).
     """
     if as_json and as_tsv:
         raise click.UsageError("--json and --tsv are exclusive: choose one output format")
-    # Threads and precision are checked before the model's weights are read.
-    try:
-        configure_torch_threads(threads)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--threads") from None
-    try:
-        checked_precision = check_precision(precision)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--precision") from None
+    checked_precision = check_engine_options(threads, precision)
     try:
         checked_backend = resolve_backend(
             backend, read_cpu_flags(), checked_precision, compiled, onnxruntime_installed(), os.environ
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--backend") from None
-    overrides = {
-        "window_s": window_s,
-        "hop_s": hop_s,
-        "aggregation": aggregation,
-        "local_threshold": local_threshold,
-        "global_threshold": global_threshold,
-        "mean_top_k": top_k,
-    }
     try:
         detector, _config = load_detector(
             model_dir,
-            lambda config: DetectionParams.from_config(config, **overrides),
+            lambda model: model.with_overrides(**overrides),
             precision=checked_precision,
             compiled=compiled,
             backend=checked_backend,
@@ -161,7 +141,7 @@ def detect(
         try:
             # Streamed: memory stays bounded however long the file is.
             scored = score_file(detector, path)
-        except frontend.AudioDecodeError as exc:
+        except DecodeError as exc:
             unreadable += 1
             err.print(f"[red]error:[/] {exc}", highlight=False)
             if as_json:

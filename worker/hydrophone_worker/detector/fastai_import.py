@@ -34,15 +34,8 @@ from typing import IO, Any, ClassVar, TypeGuard
 
 import torch
 
-from hydrophone_worker.detector.modeldir import (
-    AudioSection,
-    GlobalPredictionSection,
-    InferenceSection,
-    ModelConfig,
-    ModelDirError,
-    NetworkSection,
-    save_model_dir,
-)
+from hydrophone_worker.detector.modeldir import ModelConfig, ModelDirError, NetworkSection, save_model_dir
+from hydrophone_worker.detector.params import DetectionParams
 
 # The production weights' name (its image tag without the release suffix, UPSTREAM §5).
 DEFAULT_NAME = "11-15-20.FastAI.R1-12"
@@ -352,11 +345,14 @@ def to_release_keys(fastai_state: Mapping[str, torch.Tensor]) -> dict[str, torch
 def config_2020(name: str = DEFAULT_NAME) -> ModelConfig:
     """The 2020-2025 production rules the fastai model ran with (UPSTREAM §3)."""
     return ModelConfig(
-        audio=AudioSection(normalize=False),
         model=NetworkSection(architecture="resnet50", name=name),
-        inference=InferenceSection(window_s=2.0, window_hop_s=1.0),
-        global_prediction=GlobalPredictionSection(
-            aggregation_strategy="positive_count", pred_local_threshold=0.5, pred_global_threshold=3
+        detection=DetectionParams(
+            window_s=2.0,
+            hop_s=1.0,
+            normalize=False,
+            aggregation="positive_count",
+            local_threshold=0.5,
+            global_threshold=3,
         ),
     )
 

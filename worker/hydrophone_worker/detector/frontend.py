@@ -3,108 +3,31 @@
 The trained weights depend on two quirks that are reproduced on purpose (UPSTREAM.md §3): the mel filterbank
 is built as if the audio were sampled at 16 kHz although it is 20 kHz (so mel rows 238-255 are empty), and
 windows shorter than 312 frames are padded with 0 dB rather than with silence. Pure numpy/scipy: no
-librosa, torchaudio or fastai at run time.
+librosa, torchaudio or fastai at run time, and no decoding (hydrophone_worker.audio.decode gives the audio).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import cache
 from math import gcd
-from pathlib import Path
-from typing import Any
 
-import av
 import numpy as np
 import scipy.fft
 from scipy.signal import resample_poly
 from scipy.sparse import csr_array
 
-from hydrophone_worker import WorkerError
-from hydrophone_worker.pcm import FrameReader
-
 SAMPLE_RATE = 20_000
 N_FFT = 2560
 HOP_LENGTH = 256
 N_MELS = 256
+F_MIN = 0.0
 F_MAX = 10_000.0
 FILTERBANK_RATE = 16_000  # quirk 1: the rate the filterbank was (wrongly) built for
 TOP_DB = 100.0
 AMIN = 1e-10
-FRAMES = int(4.0 * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the network was trained on
+INPUT_PAD_S = 4.0  # quirk 2: every window's time axis is cropped or padded to this many seconds' frames
+FRAMES = int(INPUT_PAD_S * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the network was trained on
 PAD_DB = 0.0  # quirk 2
-
-
-class AudioDecodeError(WorkerError):
-    """A file that cannot be turned into audio; the message names the file and the reason."""
-
-    def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: cannot read audio: {reason}")
-        self.path = str(path)
-        self.reason = reason
-
-
-# Sample rates real recorders use lie well inside this; outside it a header lies (2147483647 Hz would make
-# resample_poly build a filter of hundreds of GiB).
-MIN_RATE, MAX_RATE = 1_000, 768_000
-
-
-def decode(path: Path | str) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream of any file PyAV reads -> (float32 (channels, samples), rate)."""
-    rate, chunks = decode_chunks(path)
-    collected = list(chunks)
-    if not collected:
-        raise AudioDecodeError(path, "no audio samples could be decoded")
-    return np.concatenate(collected, axis=-1), rate
-
-
-def decode_chunks(path: Path | str) -> tuple[int, Iterator[np.ndarray]]:
-    """(rate, float32 (channels, n) chunks in order): a long file never has to be in memory at once.
-
-    Any channel count decodes (hydrophone_worker.pcm: reading 8-channel frames plane by plane crashed the
-    process); integer PCM is scaled by 1/32768 like libsndfile's reader. Errors, also those found while
-    iterating, are AudioDecodeError naming the file.
-    """
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise AudioDecodeError(path, str(exc) or type(exc).__name__) from exc
-    try:
-        if not container.streams.audio:
-            raise AudioDecodeError(path, "the file has no audio stream")
-        stream = container.streams.audio[0]
-        rate = int(stream.codec_context.sample_rate or 0)
-        if not MIN_RATE <= rate <= MAX_RATE:
-            raise AudioDecodeError(
-                path, f"sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz: the header is broken"
-            )
-    except BaseException:
-        container.close()
-        raise
-    return rate, _frames(path, container, stream, rate)
-
-
-def _frames(path: Path | str, container: Any, stream: Any, rate: int) -> Iterator[np.ndarray]:
-    reader = FrameReader()
-    try:
-        for frame in container.decode(stream):
-            for chunk in reader.convert(frame):
-                yield _finite(path, chunk)
-        for chunk in reader.flush():
-            yield _finite(path, chunk)
-    except AudioDecodeError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise AudioDecodeError(path, str(exc) or type(exc).__name__) from exc
-    finally:
-        container.close()
-
-
-def _finite(path: Path | str, chunk: np.ndarray) -> np.ndarray:
-    # NaN samples would score NaN (and print as non-standard JSON): such a file is unreadable, not silent.
-    if not np.isfinite(chunk).all():
-        raise AudioDecodeError(path, "the audio holds NaN or infinite samples")
-    return chunk
 
 
 class StreamingResampler:
@@ -219,7 +142,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 def mel_filterbank() -> np.ndarray:
     """(256, 1281) triangular HTK filters, unnormalised, with the STFT bins assumed to span 0-8000 Hz."""
     bin_hz = np.linspace(0.0, FILTERBANK_RATE / 2, N_FFT // 2 + 1)
-    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(F_MAX), N_MELS + 2))
+    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN), _hz_to_mel(F_MAX), N_MELS + 2))
     widths = np.diff(edges_hz)
     offsets = edges_hz[:, None] - bin_hz[None, :]
     rising = -offsets[:-2] / widths[:-1, None]

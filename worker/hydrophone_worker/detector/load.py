@@ -32,7 +32,8 @@ from hydrophone_worker.detector.export import (
 )
 from hydrophone_worker.detector.fast import Precision, check_precision
 from hydrophone_worker.detector.modeldir import ModelConfig, locate_model
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.params import DetectionParams
+from hydrophone_worker.detector.scoring import Detector
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,15 @@ MakeDetector = Callable[[OnnxExport], Detector]
 
 def load_detector(
     model_dir: Path,
-    params_for: Callable[[ModelConfig], DetectionParams] = DetectionParams.from_config,
+    params_for: Callable[[DetectionParams], DetectionParams] = lambda model: model,
     *,
     precision: Precision = "fp32",
     compiled: bool = False,
     backend: str | None = None,
 ) -> tuple[Detector, ModelConfig]:
-    """The directory's network behind the parameters `params_for` makes of its config.yaml.
+    """The directory's network behind the parameters `params_for` makes of its config.yaml's.
 
-    Raises ModelDirError (unreadable directory), ValueError from `params_for` (bad parameters) and
+    Raises ModelDirError (unreadable directory), ValueError from `params_for` (bad overrides) and
     PrecisionUnsupported; each caller words them for its own interface. The loaded weights are dropped on
     return: the detector runs its own folded copy (~100 MB less at peak).
     """
@@ -58,7 +59,7 @@ def load_detector(
     resolved = resolve_backend(
         backend, read_cpu_flags(), checked, compiled, onnxruntime_installed(), os.environ
     )
-    params = params_for(config)
+    params = params_for(config.detection)
     if resolved == "onnxruntime":
 
         def make(export: OnnxExport) -> Detector:

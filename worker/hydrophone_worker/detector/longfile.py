@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hydrophone_worker.audio.decode import DecodeError, decode_chunks
 from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.scoring import Detector
 from hydrophone_worker.domain import ClipScore
@@ -33,7 +34,7 @@ class _Source:
     """One decoding pass over a file: prepared or plain resampled chunks; counts the source samples."""
 
     def __init__(self, path: Path | str) -> None:
-        self.rate, self._chunks = frontend.decode_chunks(path)
+        self.rate, self._chunks = decode_chunks(path)
         self.samples = 0
 
     def resampled(self) -> Iterator[np.ndarray]:
@@ -77,7 +78,7 @@ def _blocks(parts: Iterator[np.ndarray], window: int, hop: int, block: int) -> I
 
 
 def score_file(detector: Detector, path: Path | str, block_s: float = BLOCK_S) -> FileScore:
-    """The file's window scores and clip verdict; raises frontend.AudioDecodeError for unreadable audio."""
+    """The file's window scores and clip verdict; raises DecodeError for unreadable audio."""
     began = time.perf_counter()
     p = detector.params
     peak = _peak(path) if p.normalize else None
@@ -88,6 +89,6 @@ def score_file(detector: Detector, path: Path | str, block_s: float = BLOCK_S) -
     for piece in _blocks(source.prepared(peak), window, hop, block):
         scores += detector.window_scores(piece)
     if source.samples == 0:
-        raise frontend.AudioDecodeError(path, "no audio samples could be decoded")
+        raise DecodeError(path, "no audio samples could be decoded")
     score = detector.judge(scores, began)
     return FileScore(source.samples / source.rate, score)

@@ -13,7 +13,7 @@ import json
 import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
@@ -27,14 +27,17 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from safetensors import SafetensorError
 
 from hydrophone_worker import WorkerError
-from hydrophone_worker.detector.rules import Aggregation, global_threshold_problem
+from hydrophone_worker.detector import frontend
+from hydrophone_worker.detector.params import UPSTREAM_KEYS, DetectionParams
 
 if TYPE_CHECKING:
     import torch
@@ -78,9 +81,7 @@ class AudioSection(_Section):
     FIXED = ("downmix_mono", "resample_rate")
 
     downmix_mono: bool = True
-    resample_rate: PositiveInt = 20000
-    # Peak-normalise the whole clip to max|x| = 1 before windowing (2026 production; the 2020 model did not).
-    normalize: bool = True
+    resample_rate: PositiveInt = frontend.SAMPLE_RATE
 
 
 class SpectrogramSection(_Section):
@@ -98,15 +99,15 @@ class SpectrogramSection(_Section):
 
     # Quirk 1: the mel filterbank is built for 16 kHz although the audio is at resample_rate (20 kHz);
     # the trained weights depend on it, so this is NOT the audio's rate.
-    sample_rate: PositiveInt = 16000
-    n_fft: PositiveInt = 2560
-    hop_length: PositiveInt = 256
-    mel_n_filters: PositiveInt = 256
-    mel_f_min: NonNegativeFloat = 0.0
-    mel_f_max: PositiveFloat = 10000.0
-    mel_f_pad: NonNegativeInt = 0
+    sample_rate: PositiveInt = frontend.FILTERBANK_RATE
+    n_fft: PositiveInt = frontend.N_FFT
+    hop_length: PositiveInt = frontend.HOP_LENGTH
+    mel_n_filters: PositiveInt = frontend.N_MELS
+    mel_f_min: NonNegativeFloat = frontend.F_MIN
+    mel_f_max: PositiveFloat = frontend.F_MAX
+    mel_f_pad: NonNegativeInt = 0  # torchaudio's extra zero padding of the signal: none
     convert_to_db: bool = True
-    top_db: PositiveFloat = 100.0
+    top_db: PositiveFloat = frontend.TOP_DB
 
 
 class NetworkSection(_Section):
@@ -116,7 +117,7 @@ class NetworkSection(_Section):
     architecture: str = "resnet50"
     name: str = Field("orcahello-srkw-detector-v1", min_length=1)
     # The time axis is cropped or padded to int(input_pad_s * resample_rate / hop_length) frames (quirk 2).
-    input_pad_s: PositiveFloat = 4.0
+    input_pad_s: PositiveFloat = frontend.INPUT_PAD_S
     num_classes: PositiveInt = 2
     call_class_index: NonNegativeInt = 1
     # Upstream's device and precision hints; the worker runs on the CPU and takes both from its own
@@ -136,44 +137,63 @@ class NetworkSection(_Section):
 class InferenceSection(_Section):
     FIXED = ("strict_segments",)
 
-    window_s: PositiveFloat = 3.0
-    window_hop_s: PositiveFloat = 2.0
-    max_batch_size: PositiveInt = 8
     # True drops a last window that would run past the end of the audio (upstream parity).
     strict_segments: bool = True
 
 
 class GlobalPredictionSection(_Section):
-    aggregation_strategy: Aggregation = "mean_top_k"
-    mean_top_k: PositiveInt = 2
-    pred_local_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    # A confidence in [0, 1] for mean_top_k / mean_thresholded; for positive_count the minimum number of
-    # positive seconds (the 2020 rule: 3).
-    pred_global_threshold: NonNegativeFloat = 0.6
-
-    @model_validator(mode="after")
-    def _global_threshold_matches_strategy(self) -> Self:
-        problem = global_threshold_problem(
-            self.aggregation_strategy, self.pred_global_threshold, key="pred_global_threshold"
-        )
-        if problem is not None:
-            raise ValueError(problem)
-        return self
+    """Every key of this section is a detection parameter; the model only refuses any other key here."""
 
 
 class ModelConfig(_Section):
-    """The whole `config.yaml`. A missing key takes the 2026 production value of the published file."""
+    """The whole `config.yaml`. A missing key takes the 2026 production value of the published file.
+
+    The detection parameters (audio.normalize, inference.window_s / window_hop_s / max_batch_size and all
+    of global_prediction) are read into `detection` from the sections upstream keeps them in, and written
+    back there: the sections hold only the other keys.
+    """
 
     audio: AudioSection = Field(default_factory=AudioSection)
     spectrogram: SpectrogramSection = Field(default_factory=SpectrogramSection)
     model: NetworkSection = Field(default_factory=NetworkSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     global_prediction: GlobalPredictionSection = Field(default_factory=GlobalPredictionSection)
+    detection: DetectionParams = Field(default_factory=DetectionParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_detection(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if "detection" in data:
+            if isinstance(data["detection"], DetectionParams):  # built in Python
+                return data
+            raise ValueError(f"detection: unknown key; allowed here: {', '.join(SECTION_NAMES)}")
+        gathered: dict[str, dict[str, Any]] = {}
+        for section, key in UPSTREAM_KEYS.values():
+            values = data.get(section)
+            if isinstance(values, Mapping) and key in values:
+                gathered.setdefault(section, {})[key] = values[key]
+                data[section] = {k: v for k, v in values.items() if k != key}
+        data["detection"] = gathered
+        return data
+
+    @model_serializer(mode="wrap")
+    def _spread_detection(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        detection = data.pop("detection")
+        for name, (section, key) in UPSTREAM_KEYS.items():
+            data[section][key] = detection[name]
+        return data
 
     @property
     def input_frames(self) -> int:
         """Spectrogram frames the network sees per window: 312 for the published model."""
         return int(self.model.input_pad_s * self.audio.resample_rate / self.spectrogram.hop_length)
+
+
+SECTION_NAMES = tuple(name for name in ModelConfig.model_fields if name != "detection")
 
 
 @dataclass(frozen=True)
@@ -189,23 +209,29 @@ class LoadedModel:
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     """Keys accepted at the level of the mapping that holds the key at `loc`."""
-    model: type[BaseModel] = ModelConfig
-    for part in loc[:-1]:
-        annotation = model.model_fields[str(part)].annotation
-        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
-        model = annotation
-    return list(model.model_fields)
+    if len(loc) == 1:
+        return list(SECTION_NAMES)
+    section = str(loc[0])
+    annotation = ModelConfig.model_fields[section].annotation
+    assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    detection = [key for where, key in UPSTREAM_KEYS.values() if where == section]
+    return detection + list(annotation.model_fields)
 
 
 def _describe_validation_error(err: ValidationError) -> list[str]:
     lines = []
     for problem in err.errors():
         loc = problem["loc"]
+        message = problem["msg"].removeprefix("Value error, ")
+        if loc[:1] == ("detection",):  # a detection parameter: its own key path, at the top level
+            loc = loc[1:]
+            if not loc:  # the threshold-suits-rule check, which names its key itself
+                lines.append(message)
+                continue
         where = ".".join(str(part) for part in loc) or "(top level)"
         if problem["type"] == "extra_forbidden":
             lines.append(f"{where}: unknown key; allowed here: {', '.join(_allowed_keys(loc))}")
         else:
-            message = problem["msg"].removeprefix("Value error, ")
             # A whole-section check already names the values it objects to.
             got = "" if isinstance(problem["input"], Mapping) else f" (got {problem['input']!r})"
             lines.append(f"{where}: {message}{got}")
@@ -215,7 +241,7 @@ def _describe_validation_error(err: ValidationError) -> list[str]:
 def parse_model_config(data: Any, source: str = CONFIG_FILE) -> ModelConfig:
     """Validate a mapping read from `source`; every problem is reported at once, each with its key path."""
     if not isinstance(data, Mapping):
-        sections = ", ".join(ModelConfig.model_fields)
+        sections = ", ".join(SECTION_NAMES)
         raise ModelDirError(
             f"{source}: expected a mapping with the sections {sections}, got {type(data).__name__}"
         )
@@ -232,19 +258,18 @@ def config_to_yaml(config: ModelConfig) -> str:
 
 def read_config(directory: Path) -> ModelConfig:
     """`config.yaml` of a model directory, or the `config.json` of a Hugging Face Hub download of it."""
-    yaml_path, json_path = directory / CONFIG_FILE, directory / HUB_CONFIG_FILE
-    if yaml_path.is_file():
-        try:
-            data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ModelDirError(f"{yaml_path}: not valid YAML: {exc}") from None
-        return parse_model_config(data, str(yaml_path))
-    if json_path.is_file():
-        try:
-            data = json.loads(json_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelDirError(f"{json_path}: not valid JSON: {exc}") from None
-        return parse_model_config(data, str(json_path))
+    readers: tuple[tuple[str, str, Callable[[str], Any]], ...] = (
+        (CONFIG_FILE, "YAML", yaml.safe_load),
+        (HUB_CONFIG_FILE, "JSON", json.loads),
+    )
+    for name, kind, parse in readers:
+        path = directory / name
+        if path.is_file():
+            try:
+                data = parse(path.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ModelDirError(f"{path}: not valid {kind}: {exc}") from None
+            return parse_model_config(data, str(path))
     raise ModelDirError(
         f"{directory}: no {CONFIG_FILE} (a model directory needs {CONFIG_FILE} and {SAFETENSORS_FILE})"
     )

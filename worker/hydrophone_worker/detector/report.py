@@ -35,9 +35,9 @@ def to_json(result: FileResult) -> str:
             "duration_s": _number(result.duration_s),
             "segments": [
                 {"start_s": s.start_s, "duration_s": s.duration_s, "confidence": _number(s.confidence)}
-                for s in score.segments
+                for s in score.spans
             ],
-            "local_predictions": [int(s.positive) for s in score.segments],
+            "local_predictions": [int(s.positive) for s in score.spans],
             "global_confidence": _number(score.global_confidence),
             "global_prediction": int(score.positive),
             "processing_s": round(score.processing_s, 4),
@@ -53,7 +53,7 @@ def error_json(file: str, reason: str) -> str:
 
 def to_tsv(result: FileResult) -> list[str]:
     name = Path(result.file).name
-    return [f"{name}\t{s.start_s:g}\t{s.duration_s:g}\t{s.confidence:.6f}" for s in result.score.segments]
+    return [f"{name}\t{s.start_s:g}\t{s.duration_s:g}\t{s.confidence:.6f}" for s in result.score.spans]
 
 
 def to_table(result: FileResult) -> Table:
@@ -70,7 +70,7 @@ def to_table(result: FileResult) -> Table:
     table.add_column("duration s", justify="right")
     table.add_column("confidence", justify="right")
     table.add_column("local")
-    for s in score.segments:
+    for s in score.spans:
         table.add_row(
             f"{s.start_s:g}", f"{s.duration_s:g}", f"{s.confidence:.3f}", "call" if s.positive else ""
         )

@@ -21,12 +21,12 @@ def global_threshold_problem(rule: str, threshold: float, key: str = "global_thr
         if threshold >= 1 and float(threshold).is_integer():
             return None
         return (
-            f"{key} {threshold} must be a whole count >= 1 for positive_count: a whole number of positive "
+            f"{key} {threshold:g} must be a whole count >= 1 for positive_count: a whole number of positive "
             "seconds (the 2020 rule uses 3)"
         )
     if 0.0 <= threshold <= 1.0:
         return None
     return (
-        f"{key} {threshold} must be a probability in [0, 1] for {rule} (0.6 in production): a clip threshold "
-        "must be a confidence in [0, 1]; a count like 3 belongs to positive_count"
+        f"{key} {threshold:g} must be a probability in [0, 1] for {rule} (0.6 in production): a clip "
+        "threshold must be a confidence in [0, 1]; a count like 3 belongs to positive_count"
     )

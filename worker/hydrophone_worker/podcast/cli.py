@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from hydrophone_worker.detector.options import window_options
+from hydrophone_worker.detector.options import check_engine_options, window_options
 from hydrophone_worker.source.options import parse_range, range_options
 
 if TYPE_CHECKING:
@@ -55,11 +55,11 @@ def _check_stream_id(stream_id: str) -> None:
 def _check_stream_exists(base_url: str, stream_id: str) -> None:
     """An unknown stream is a typo to report, not an empty round (the range reader would call it a gap)."""
     from hydrophone_worker.source.history import list_folders
-    from hydrophone_worker.source.http import Fetcher, FetchError, default_client
+    from hydrophone_worker.source.http import FetchError, RetryingFetcher, default_client
 
     with default_client() as client:
         try:
-            folders = list_folders(Fetcher(client), base_url, stream_id)
+            folders = list_folders(RetryingFetcher(client), base_url, stream_id)
         except FetchError as exc:
             raise click.ClickException(
                 f"cannot list the folders of {stream_id} in --base-url {base_url}: {exc} — fix: check "
@@ -82,24 +82,14 @@ def _load_detector(
     compiled: bool,
 ) -> Any:
     """The model directory's detector, as `detect` loads it, with the same window overrides."""
-    from hydrophone_worker.detector.cpu import configure_torch_threads
-    from hydrophone_worker.detector.fast import check_precision
     from hydrophone_worker.detector.load import load_detector
     from hydrophone_worker.detector.modeldir import ModelDirError
-    from hydrophone_worker.detector.scoring import DetectionParams
 
-    try:
-        configure_torch_threads(threads)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--threads") from None
-    try:
-        checked = check_precision(precision)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--precision") from None
+    checked = check_engine_options(threads, precision)
     try:
         detector, _config = load_detector(
             model_dir,
-            lambda config: DetectionParams.from_config(config, window_s=window_s, hop_s=hop_s),
+            lambda model: model.with_overrides(window_s=window_s, hop_s=hop_s),
             precision=checked,
             compiled=compiled,
         )
@@ -254,16 +244,9 @@ def _dataset(path: Path) -> Any:
 
 
 def _progress(console: Console) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from hydrophone_worker.progress import stream_progress
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+    return stream_progress(console)
 
 
 def _score(spec: Any, detector: Any, dataset: Any, console: Console) -> PrepareSummary:

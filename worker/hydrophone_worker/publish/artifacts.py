@@ -27,15 +27,15 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def positive_spans(score: ClipScore) -> list[tuple[float, float]]:
+def merged_positive_spans(score: ClipScore) -> list[tuple[float, float]]:
     """The positive windows merged where they overlap (windows hop by less than their length)."""
     spans: list[tuple[float, float]] = []
-    for segment in sorted(score.positive_segments, key=lambda s: s.start_s):
-        end = segment.start_s + segment.duration_s
-        if spans and segment.start_s <= spans[-1][1]:
+    for span in sorted(score.positive_spans, key=lambda s: s.start_s):
+        end = span.start_s + span.duration_s
+        if spans and span.start_s <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], end))
         else:
-            spans.append((segment.start_s, end))
+            spans.append((span.start_s, end))
     return spans
 
 
@@ -68,13 +68,13 @@ def spectrogram_png(clip: Clip, score: ClipScore) -> bytes:
     axes.yaxis.set_major_formatter(lambda hz, _pos: f"{hz / 1000:g}")
     axes.set_ylabel("frequency (kHz)")
     axes.set_xlabel("seconds into the clip")
-    for start_s, end_s in positive_spans(score):
+    for start_s, end_s in merged_positive_spans(score):
         axes.axvspan(start_s, end_s, ymin=0.96, ymax=1.0, color="#00e5ff", alpha=0.9)
         axes.axvspan(start_s, end_s, color="#00e5ff", alpha=0.12)
     start = utc(clip.start)
     axes.set_title(
         f"{clip.name}   {start:%Y-%m-%d %H:%M:%S} UTC   confidence {100 * score.global_confidence:.1f}%"
-        f"   {len(score.positive_segments)} positive (marked)",
+        f"   {len(score.positive_spans)} positive (marked)",
         fontsize=11,
     )
     buffer = io.BytesIO()

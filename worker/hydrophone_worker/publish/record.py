@@ -78,10 +78,10 @@ def build_detection_record(
         "predictions": [
             {
                 "id": index,
-                "startTime": float(segment.start_s),
-                "duration": float(segment.duration_s),
-                "confidence": float(segment.confidence),
+                "startTime": float(span.start_s),
+                "duration": float(span.duration_s),
+                "confidence": float(span.confidence),
             }
-            for index, segment in enumerate(score.positive_segments)
+            for index, span in enumerate(score.positive_spans)
         ],
     }

@@ -19,6 +19,7 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from hydrophone_worker import WorkerError
+from hydrophone_worker.outcomes import ClipScored, Outcome
 from hydrophone_worker.publish.outbox import Outbox, OutboxEntry
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,11 @@ class Telemetry:
         self._detections.add(1, {HYDROPHONE_DIMENSION: entry.stream_id})
         if not self._logs.force_flush(self._flush_timeout_ms):
             raise TelemetryError(f"the Azure Monitor event for {entry.name} was not exported in time")
+
+    def observe(self, outcome: Outcome) -> None:
+        """The run loop's outcomes: each scored clip is counted (detections when delivered, above)."""
+        if isinstance(outcome, ClipScored):
+            self.clip_scored(outcome.clip.stream_id, positive=outcome.score.positive)
 
     def clip_scored(self, stream_id: str, *, positive: bool) -> None:
         self._clips.add(1, {HYDROPHONE_DIMENSION: stream_id, "positive": positive})

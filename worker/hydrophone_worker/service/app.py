@@ -20,18 +20,18 @@ from typing import TYPE_CHECKING
 
 from hydrophone_worker import WorkerError
 from hydrophone_worker.config import WorkerConfig
+from hydrophone_worker.outcomes import Observer
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.service.checkpoint import CheckpointStore, plan_resume
 from hydrophone_worker.service.http import HealthServer
 from hydrophone_worker.service.metrics import WorkerMetrics
 from hydrophone_worker.service.results import ResultsLog
-from hydrophone_worker.service.runner import Reader, ReaderFactory, Runner, RunSettings, RunSummary, Scorer
+from hydrophone_worker.service.runner import Reader, ReaderFactory, Runner, RunnerSettings, RunSummary, Scorer
 from hydrophone_worker.service.status import WorkerStatus
 
 if TYPE_CHECKING:  # the detector (torch) is imported only when a model is loaded
-    from hydrophone_worker.detector.modeldir import ModelConfig
-    from hydrophone_worker.detector.scoring import DetectionParams
+    from hydrophone_worker.detector.params import DetectionParams
 
 log = logging.getLogger("hydrophone_worker.run")
 
@@ -44,7 +44,9 @@ class WorkerSetupError(WorkerError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class WorkerOptions:
+    """How one worker process runs, set on its command line (not in the config file)."""
+
     results_log: Path | None = None
     max_clips: int | None = None
     flush_deadline_s: float = 20.0  # SIGTERM: time the outbox gets to deliver before exit
@@ -98,29 +100,18 @@ def default_reader_factory(
     return make
 
 
-def detection_params(config: WorkerConfig, model_config: ModelConfig) -> DetectionParams:
-    """The model's config.yaml, overridden by the worker config's detection section (None = keep)."""
-    from hydrophone_worker.detector.scoring import DetectionParams
+def detection_params(config: WorkerConfig, model: DetectionParams) -> DetectionParams:
+    """The model's config.yaml parameters, overridden by the worker config's detection section."""
+    from hydrophone_worker.detector.params import DetectionParamsError
 
-    d = config.detection
-    rule = d.aggregation or model_config.global_prediction.aggregation_strategy
-    # positive_count's global threshold is a count (minPositiveWindows); the other rules take a confidence.
-    threshold = d.min_positive_windows if rule == "positive_count" else d.global_threshold
+    rule = config.detection.aggregation or model.aggregation
     try:
-        return DetectionParams.from_config(
-            model_config,
-            window_s=d.window_seconds,
-            hop_s=d.hop_seconds,
-            aggregation=d.aggregation,
-            mean_top_k=d.top_k,
-            local_threshold=d.local_threshold,
-            global_threshold=threshold,
-        )
-    except ValueError as exc:
+        return model.with_overrides(**config.detection.overrides(model.aggregation))
+    except DetectionParamsError as exc:
         hint = "minPositiveWindows" if rule == "positive_count" else "globalThreshold"
         raise WorkerSetupError(
             f"detection: {exc} — fix: set detection.{hint} to suit aggregation {rule} "
-            f"(the model's config.yaml says {model_config.global_prediction.aggregation_strategy})"
+            f"(the model's config.yaml says {model.aggregation})"
         ) from None
 
 
@@ -146,7 +137,7 @@ def load_scorer(config: WorkerConfig) -> Scorer:
     try:
         detector, model_config = load_detector(
             config.model.dir,
-            lambda model_config: detection_params(config, model_config),  # raises WorkerSetupError
+            lambda model: detection_params(config, model),  # raises WorkerSetupError
             precision=config.model.precision,
             compiled=config.model.compile,
         )
@@ -188,7 +179,7 @@ class Worker:
     def __init__(
         self,
         config: WorkerConfig,
-        options: RunOptions = RunOptions(),
+        options: WorkerOptions = WorkerOptions(),
         *,
         env: Mapping[str, str] = os.environ,
         stop: threading.Event | None = None,
@@ -237,10 +228,18 @@ class Worker:
         self.status.update(not_ready_reason="loading the model")
         scorer = load_scorer(self.config)
         self.status.update(model_tag=self.config.model.tag or scorer.model_id)
+        observers: list[Observer] = []
         if outbox is not None:
+            from hydrophone_worker.publish.factory import find_telemetry
+
+            stream_id = self.config.stream.stream_id
             self.status.outbox_probe(lambda: outbox.depth)
-            self.metrics.outbox_depth.labels(self.config.stream.stream_id).set_function(lambda: outbox.depth)
+            self.metrics.outbox_depth.labels(stream_id).set_function(lambda: outbox.depth)
             self.metrics.watch_deliveries(lambda: dict(outbox.delivered))
+            telemetry = find_telemetry(outbox.sinks)
+            if telemetry is not None:  # Azure Monitor gets the clip counts and the outbox's figures too
+                telemetry.observe_outbox(outbox, stream_id)
+                observers.append(telemetry)
         self.status.update(ready=True, not_ready_reason="")
         outbox_stop = threading.Event()
         delivery = (
@@ -265,6 +264,7 @@ class Worker:
             stop=self.stop,
             clock=self.clock,
             on_progress=self.on_progress,
+            observers=observers,
         )
         try:
             start_at = self._start_at(checkpoint, runner)
@@ -292,9 +292,9 @@ class Worker:
         if outbox is not None and (delivery is None or not delivery.is_alive()):
             outbox.deliver_pending(deadline=deadline)
 
-    def settings(self) -> RunSettings:
+    def settings(self) -> RunnerSettings:
         stream = self.config.stream
-        return RunSettings(
+        return RunnerSettings(
             stream_id=stream.stream_id,
             live=stream.mode == "live",
             clip_seconds=self.config.detection.clip_seconds,

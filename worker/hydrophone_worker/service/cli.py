@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from hydrophone_worker import WorkerError
 from hydrophone_worker.config import ConfigError, WorkerConfig, load_config, parse_config
+from hydrophone_worker.progress import stream_progress
 from hydrophone_worker.service.logs import LogFormat, configure_logging
 from hydrophone_worker.source.options import parse_range, range_options
 
@@ -74,9 +74,9 @@ def _serve(
     max_clips: int | None = None,
     **kwargs: Any,
 ) -> RunSummary:
-    from hydrophone_worker.service.app import RunOptions, Worker, WorkerSetupError
+    from hydrophone_worker.service.app import Worker, WorkerOptions, WorkerSetupError
 
-    options = RunOptions(results_log=results_log, max_clips=max_clips)
+    options = WorkerOptions(results_log=results_log, max_clips=max_clips)
     try:
         return Worker(config, options, stop=stop, **kwargs).run()
     except WorkerSetupError as exc:
@@ -199,15 +199,7 @@ def backfill(
     began_wall, began_cpu = time.monotonic(), time.process_time()
     with (
         _stop_on_signals() as stop,
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=log_format == "json",
-        ) as progress,
+        stream_progress(console, disable=log_format == "json") as progress,
     ):
         task = progress.add_task(stream_id, total=total)
         summary = _serve(

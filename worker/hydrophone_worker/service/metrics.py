@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from hydrophone_worker.domain import ClipScore, Gap
+from hydrophone_worker.outcomes import ClipScored, GapRecorded, Outcome, SegmentReceived
 
 # Scoring a 60 s clip takes ~4 s on one core with the ResNet-50 and well under 1 s with the demo model.
 _SCORING_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
@@ -95,6 +96,21 @@ class WorkerMetrics:
             "hydrophone_ready", "1 when the worker is ready (model loaded, sinks built)", labels, registry=reg
         )
         self.ready.labels(stream_id).set(0)
+
+    def observe(self, outcome: Outcome) -> None:
+        """Fold one outcome of the run loop into the series."""
+        stream = self.stream_id
+        if isinstance(outcome, ClipScored):
+            self.record_clip(outcome.score, outcome.scoring_s)
+            if outcome.score.positive:
+                self.detections.labels(stream).inc()
+                self.last_detection.labels(stream).set(outcome.clip.start.timestamp())
+        elif isinstance(outcome, GapRecorded):
+            self.record_gap(outcome.gap)
+        elif isinstance(outcome, SegmentReceived):
+            self.last_segment.labels(stream).set(outcome.end.timestamp())
+        else:
+            self.lag.labels(stream).set(outcome.lag_s)
 
     def record_clip(self, score: ClipScore, scoring_s: float) -> None:
         self.clips.labels(self.stream_id, "positive" if score.positive else "negative").inc()

@@ -12,13 +12,24 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
 
 from hydrophone_worker.clips import ClipAssembler
+from hydrophone_worker.config import DetectionConfig, StreamConfig
 from hydrophone_worker.domain import Clip, ClipScore, Gap, Segment
+from hydrophone_worker.outcomes import (
+    ClipScored,
+    GapRecorded,
+    LagMeasured,
+    Observer,
+    Outcome,
+    SegmentReceived,
+)
 from hydrophone_worker.publish.outbox import Outbox
 from hydrophone_worker.publish.record import Location
 from hydrophone_worker.service.checkpoint import CheckpointStore
@@ -57,14 +68,20 @@ class Reader(Protocol):
 ReaderFactory = Callable[[datetime | None], Reader]
 
 
+def _config_default(section: type[BaseModel], name: str) -> Any:
+    return section.model_fields[name].default
+
+
 @dataclass(frozen=True)
-class RunSettings:
+class RunnerSettings:
+    """What the run loop needs of the worker config (Worker.settings); the defaults are the config's."""
+
     stream_id: str
     live: bool
-    clip_seconds: float = 60.0
-    max_lag_s: float = 1800.0
-    lag_policy: Literal["jump", "report"] = "jump"
-    delay_s: float = 60.0
+    clip_seconds: float = _config_default(DetectionConfig, "clip_seconds")
+    max_lag_s: float = _config_default(StreamConfig, "max_lag_seconds")
+    lag_policy: Literal["jump", "report"] = _config_default(StreamConfig, "lag_policy")
+    delay_s: float = _config_default(StreamConfig, "delay_seconds")
     max_clips: int | None = None
 
 
@@ -78,6 +95,18 @@ class RunSummary:
     stopped_by: str = "end of range"
     detections: list[str] = field(default_factory=list)  # clip names of positives, in order
 
+    def observe(self, outcome: Outcome) -> None:
+        if isinstance(outcome, ClipScored):
+            self.clips += 1
+            self.audio_seconds += outcome.clip.duration
+            self.scoring_seconds += outcome.scoring_s
+            if outcome.score.positive:
+                self.positives += 1
+                self.detections.append(outcome.clip.name)
+        elif isinstance(outcome, GapRecorded):
+            gap = outcome.gap
+            self.gaps[gap.reason] = self.gaps.get(gap.reason, 0.0) + gap.seconds
+
 
 class _Jump(Exception):
     """Raised inside the event loop to restart the reader further ahead (lag policy jump)."""
@@ -89,7 +118,7 @@ class _Jump(Exception):
 class Runner:
     def __init__(
         self,
-        settings: RunSettings,
+        settings: RunnerSettings,
         *,
         reader_factory: ReaderFactory,
         scorer: Scorer,
@@ -102,7 +131,10 @@ class Runner:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
         on_progress: Callable[[float], None] | None = None,
+        observers: Sequence[Observer] = (),
     ):
+        """`observers`: more folds of the run's outcomes (telemetry), besides the summary, `status`,
+        `metrics`, `on_progress` (seconds of stream handled) and the log."""
         self.settings = settings
         self._reader_factory = reader_factory
         self._scorer = scorer
@@ -117,6 +149,7 @@ class Runner:
         self._on_progress = on_progress or (lambda _seconds: None)
         self._reader: Reader | None = None
         self.summary = RunSummary()
+        self._observers: list[Observer] = [self.summary, status, metrics, *observers, self, RunLog()]
         metrics.watch_fetch_errors(lambda: dict(self._reader.stats.fetch_errors) if self._reader else {})
         status.waiting_probe(self.waiting_for_stream)
 
@@ -126,6 +159,17 @@ class Runner:
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _emit(self, outcome: Outcome) -> None:
+        for observer in self._observers:
+            observer.observe(outcome)
+
+    def observe(self, outcome: Outcome) -> None:
+        """The progress callback's fold: seconds of stream time handled."""
+        if isinstance(outcome, ClipScored):
+            self._on_progress(outcome.clip.duration)
+        elif isinstance(outcome, GapRecorded):
+            self._on_progress(outcome.gap.seconds)
 
     # --- the loop ---------------------------------------------------------------------------------------
 
@@ -172,21 +216,19 @@ class Runner:
         assert self._reader is not None
         stats = self._reader.stats
         if stats.last_segment_time is not None:
-            self._status.update(last_segment_time=stats.last_segment_time)
-            self._metrics.last_segment.labels(self.settings.stream_id).set(
-                stats.last_segment_time.timestamp()
-            )
+            self._emit(SegmentReceived(stats.last_segment_time))
 
     def _handle(self, item: Clip | Gap) -> None:
         if isinstance(item, Gap):
             self.record_gap(item)
         else:
-            self._handle_clip(item)
-            self._check_lag(item.end)
+            lag = self._lag(item.end)
+            self._handle_clip(item, lag)
+            self._check_lag(item.end, lag)
 
     # --- one clip ---------------------------------------------------------------------------------------
 
-    def _handle_clip(self, clip: Clip) -> None:
+    def _handle_clip(self, clip: Clip, lag: float | None) -> None:
         began = time.perf_counter()
         score = self._scorer.score_clip(clip)
         scoring_s = time.perf_counter() - began
@@ -196,24 +238,55 @@ class Runner:
         if self._results is not None:
             self._results.append(clip_entry(clip, score, detection), clip.end)
         self._checkpoint.write(clip.end, detection_at=clip.start if score.positive else None)
-        self._account_clip(clip, score, scoring_s, detection)
+        self._emit(ClipScored(clip, score, scoring_s, detection, lag))
 
-    def _account_clip(self, clip: Clip, score: ClipScore, scoring_s: float, detection: str | None) -> None:
-        stream = self.settings.stream_id
-        self.summary.clips += 1
-        self.summary.audio_seconds += clip.duration
-        self.summary.scoring_seconds += scoring_s
-        self._metrics.record_clip(score, scoring_s)
-        self._status.bump(clips_total=1)
-        self._status.update(last_clip_end=clip.end)
-        if score.positive:
-            self.summary.positives += 1
-            self.summary.detections.append(clip.name)
-            self._metrics.detections.labels(stream).inc()
-            self._metrics.last_detection.labels(stream).set(clip.start.timestamp())
-            self._status.bump(detections_total=1)
-            self._status.update(last_detection_time=clip.start)
-        self._on_progress(clip.duration)
+    # --- gaps and lag -----------------------------------------------------------------------------------
+
+    def record_gap(self, gap: Gap) -> None:
+        if self._results is not None:
+            self._results.append(gap_line(self.settings.stream_id, gap), gap.end)
+        self._checkpoint.write(gap.end)
+        self._emit(GapRecorded(self.settings.stream_id, gap))
+
+    def _lag(self, audio_end: datetime) -> float | None:
+        """Seconds between now and the end of the last scored audio (live only: history has no 'now')."""
+        if not self.settings.live:
+            return None
+        # Never negative: an accelerated simulator can publish audio stamped ahead of the wall clock.
+        return max(0.0, (self.now() - audio_end).total_seconds())
+
+    def _check_lag(self, audio_end: datetime, lag: float | None) -> None:
+        if lag is None:
+            return
+        behind = lag > self.settings.max_lag_s
+        self._emit(LagMeasured(lag, behind))
+        if behind and self.settings.lag_policy == "jump":
+            resume = self.now() - timedelta(seconds=self.settings.delay_s)
+            detail = f"{lag:.0f} s behind, more than maxLagSeconds={self.settings.max_lag_s:g}"
+            log.warning("falling behind: %s; jumping to %s", detail, resume.isoformat())
+            raise _Jump(Gap(audio_end, resume, "lag-skip", detail))
+
+
+class RunLog:
+    """The log's fold: one line per clip and per gap (with structured fields in JSON mode)."""
+
+    def observe(self, outcome: Outcome) -> None:
+        if isinstance(outcome, ClipScored):
+            self._clip(outcome)
+        elif isinstance(outcome, GapRecorded):
+            gap = outcome.gap
+            log.info(
+                "gap %s: %.1f s from %s (%s)",
+                gap.reason,
+                gap.seconds,
+                gap.start.isoformat(),
+                gap.detail or "no detail",
+                extra={FIELDS: {"event": "gap", "stream": outcome.stream_id, **gap_entry(gap)}},
+            )
+
+    @staticmethod
+    def _clip(outcome: ClipScored) -> None:
+        clip, score, detection = outcome.clip, outcome.score, outcome.detection
         top = max(score.window_scores, default=0.0)
         verdict = "POSITIVE" if score.positive else "negative"
         log.info(
@@ -223,54 +296,14 @@ class Runner:
             score.global_confidence,
             top,
             len(score.window_scores),
-            scoring_s,
+            outcome.scoring_s,
             "" if detection is None else f" -> detection {detection}",
             extra={
                 FIELDS: {
                     "event": "clip",
                     **clip_entry(clip, score, detection),
-                    "scoringSeconds": round(scoring_s, 4),
-                    "lagSeconds": self._lag(clip.end),
+                    "scoringSeconds": round(outcome.scoring_s, 4),
+                    "lagSeconds": outcome.lag_s,
                 }
             },
         )
-
-    # --- gaps and lag -----------------------------------------------------------------------------------
-
-    def record_gap(self, gap: Gap) -> None:
-        if self._results is not None:
-            self._results.append(gap_line(self.settings.stream_id, gap), gap.end)
-        self._checkpoint.write(gap.end)
-        self.summary.gaps[gap.reason] = self.summary.gaps.get(gap.reason, 0.0) + gap.seconds
-        self._metrics.record_gap(gap)
-        self._status.bump(gaps_total=1)
-        self._status.update(last_clip_end=gap.end)
-        self._on_progress(gap.seconds)
-        log.info(
-            "gap %s: %.1f s from %s (%s)",
-            gap.reason,
-            gap.seconds,
-            gap.start.isoformat(),
-            gap.detail or "no detail",
-            extra={FIELDS: {"event": "gap", "stream": self.settings.stream_id, **gap_entry(gap)}},
-        )
-
-    def _lag(self, audio_end: datetime) -> float | None:
-        """Seconds between now and the end of the last scored audio (live only: history has no 'now')."""
-        if not self.settings.live:
-            return None
-        # Never negative: an accelerated simulator can publish audio stamped ahead of the wall clock.
-        return max(0.0, (self.now() - audio_end).total_seconds())
-
-    def _check_lag(self, audio_end: datetime) -> None:
-        lag = self._lag(audio_end)
-        if lag is None:
-            return
-        self._metrics.lag.labels(self.settings.stream_id).set(lag)
-        behind = lag > self.settings.max_lag_s
-        self._status.update(lag_seconds=lag, state="lagging" if behind else "running")
-        if behind and self.settings.lag_policy == "jump":
-            resume = self.now() - timedelta(seconds=self.settings.delay_s)
-            detail = f"{lag:.0f} s behind, more than maxLagSeconds={self.settings.max_lag_s:g}"
-            log.warning("falling behind: %s; jumping to %s", detail, resume.isoformat())
-            raise _Jump(Gap(audio_end, resume, "lag-skip", detail))

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from hydrophone_worker.outcomes import ClipScored, GapRecorded, Outcome, SegmentReceived
 from hydrophone_worker.service.checkpoint import Progress
 
 RunState = Literal["starting", "running", "lagging", "waiting", "stopping", "stopped", "failed"]
@@ -94,6 +95,11 @@ class WorkerStatus:
             current = asdict(self._snapshot)
             self._snapshot = replace(self._snapshot, **{k: current[k] + v for k, v in increments.items()})
 
+    def observe(self, outcome: Outcome) -> None:
+        """Fold one outcome of the run loop into the snapshot."""
+        with self._lock:
+            self._snapshot = _folded(self._snapshot, outcome)
+
     def heartbeat(self) -> None:
         """The loop made progress (or is waiting on purpose, e.g. for the next live segment)."""
         with self._lock:
@@ -112,3 +118,19 @@ class WorkerStatus:
             self.heartbeat()
         with self._lock:
             return float(self._monotonic() - self._beat)
+
+
+def _folded(snapshot: StatusSnapshot, outcome: Outcome) -> StatusSnapshot:
+    if isinstance(outcome, ClipScored):
+        clip = outcome.clip
+        snapshot = replace(snapshot, clips_total=snapshot.clips_total + 1, last_clip_end=clip.end)
+        if outcome.score.positive:
+            snapshot = replace(
+                snapshot, detections_total=snapshot.detections_total + 1, last_detection_time=clip.start
+            )
+        return snapshot
+    if isinstance(outcome, GapRecorded):
+        return replace(snapshot, gaps_total=snapshot.gaps_total + 1, last_clip_end=outcome.gap.end)
+    if isinstance(outcome, SegmentReceived):
+        return replace(snapshot, last_segment_time=outcome.end)
+    return replace(snapshot, lag_seconds=outcome.lag_s, state="lagging" if outcome.behind else "running")

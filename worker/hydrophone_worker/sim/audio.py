@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from math import gcd
 from pathlib import Path
 from typing import Protocol
 
-import av
 import numpy as np
+from scipy.signal import resample_poly
+
+from hydrophone_worker.audio.decode import DecodeError, decode
 
 SAMPLE_RATE = 48_000
 # Paul Kellet's economy pinking filter: 1/f within ~1 dB from 10 Hz to Nyquist at 48 kHz.
@@ -277,22 +280,27 @@ def load_audio_file(path: str | Path, *, channels: int | None = None) -> np.ndar
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path} (check the --audio path)")
     try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as exc:
+        audio, rate = decode(path)
+    except DecodeError as exc:
         raise ValueError(
-            f"cannot read audio file {path}: {exc} (give a WAV, FLAC, MP3, AAC or .ts file)"
+            f"cannot read audio file {path}: {exc.reason} (give a WAV, FLAC, MP3, AAC or .ts file)"
         ) from exc
-    with container:
-        if not container.streams.audio:
-            raise ValueError(f"{path} has no audio stream")
-        stream = container.streams.audio[0]
-        wanted = channels or min(stream.codec_context.channels, 2)
-        resampler = av.AudioResampler(
-            format="fltp", layout="mono" if wanted == 1 else "stereo", rate=SAMPLE_RATE
-        )
-        chunks = [out.to_ndarray() for frame in container.decode(stream) for out in resampler.resample(frame)]
-        chunks += [out.to_ndarray() for out in resampler.resample(None)]
-    if not chunks:
-        raise ValueError(f"{path} holds no decodable audio")
-    audio: np.ndarray = np.clip(np.concatenate(chunks, axis=1), -1.0, 1.0).astype(np.float32)
-    return audio
+    mixed = _mix(audio, channels or min(audio.shape[0], 2))
+    if rate != SAMPLE_RATE:
+        divisor = gcd(rate, SAMPLE_RATE)
+        mixed = resample_poly(mixed, SAMPLE_RATE // divisor, rate // divisor, axis=1)
+    out: np.ndarray = np.clip(mixed, -1.0, 1.0).astype(np.float32)
+    return out
+
+
+def _mix(audio: np.ndarray, channels: int) -> np.ndarray:
+    """(channels, samples) from any channel count: mono is the mean; stereo from mono repeats it."""
+    if channels == 1:
+        mono: np.ndarray = audio.mean(axis=0, keepdims=True)
+        return mono
+    if audio.shape[0] == 1:
+        return np.repeat(audio, 2, axis=0)
+    if audio.shape[0] == 2:
+        return audio
+    # A simulator needs plausible stereo, not a positional downmix: even channels left, odd ones right.
+    return np.stack([audio[0::2].mean(axis=0), audio[1::2].mean(axis=0)])

@@ -137,11 +137,3 @@ def encode_segments(audio: np.ndarray, frames_per_segment: int) -> list[bytes]:
 def _pts(packet: av.Packet[Any]) -> int:
     assert packet.pts is not None  # the encoder stamps every packet it returns
     return packet.pts
-
-
-def decode_segment(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode one MPEG-TS segment in memory: float32 (channels, samples) and the sample rate."""
-    with av.open(io.BytesIO(data), "r", format="mpegts") as container:
-        stream = container.streams.audio[0]
-        chunks = [frame.to_ndarray() for frame in container.decode(stream)]
-        return np.concatenate(chunks, axis=1).astype(np.float32), stream.codec_context.sample_rate

@@ -27,7 +27,7 @@ import httpx
 
 from hydrophone_worker.domain import PACIFIC, Gap, Segment, SegmentRef, utc
 from hydrophone_worker.source.accounting import gap, lead_gaps, outage_reason
-from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
+from hydrophone_worker.source.http import FetchError, RetryingFetcher, RetryPolicy
 from hydrophone_worker.source.layout import folders_prefix
 from hydrophone_worker.source.playlist import NOMINAL_SEGMENT_S, Playlist, folder_audio_start
 from hydrophone_worker.source.reading import StreamFiles, StreamReader, Unavailable
@@ -98,7 +98,7 @@ def parse_segment_listing(xml_text: str, prefix: str) -> tuple[list[tuple[int, s
 
 
 def _list(
-    fetcher: Fetcher,
+    fetcher: RetryingFetcher,
     base_url: str,
     query: dict[str, str],
     parse: Callable[[str], tuple[list[T], str | None]],
@@ -124,7 +124,7 @@ def _list(
 
 
 def list_folders(
-    fetcher: Fetcher, base_url: str, stream_id: str, *, page_size: int | None = None
+    fetcher: RetryingFetcher, base_url: str, stream_id: str, *, page_size: int | None = None
 ) -> list[int]:
     """Every folder of the stream, oldest first (anonymous, paginated ListObjectsV2 on the bucket URL).
 
@@ -136,7 +136,7 @@ def list_folders(
 
 
 def list_folder_segments(
-    fetcher: Fetcher, base_url: str, stream_id: str, folder: int, *, page_size: int | None = None
+    fetcher: RetryingFetcher, base_url: str, stream_id: str, folder: int, *, page_size: int | None = None
 ) -> list[tuple[int, str]]:
     """(sequence, uri) of every `liveNNN.ts` object in the folder, in sequence order."""
     prefix = f"{folders_prefix(stream_id)}{folder}/"
@@ -200,7 +200,7 @@ class RangeReader(StreamReader):
             )
         super().__init__(client)
         # Historical mode never waits on the wall clock; retries of transient errors are the only pause.
-        fetcher = Fetcher(self._client, policy=retry or RetryPolicy(), errors=self.stats.fetch_errors)
+        fetcher = RetryingFetcher(self._client, policy=retry or RetryPolicy(), errors=self.stats.fetch_errors)
         self._files = StreamFiles(fetcher, base_url, stream_id)
         self._stale_after_s = stale_after_s
         self._resumed = resumed

@@ -67,7 +67,7 @@ class Fetched:
         return self.status == 200
 
 
-class Fetcher:
+class RetryingFetcher:
     """GET with bounded retries. `sleep` is injected so tests with a fake clock never really wait."""
 
     def __init__(

@@ -33,7 +33,7 @@ import httpx
 from hydrophone_worker.domain import Gap, GapReason, Segment, SegmentRef, utc
 from hydrophone_worker.source.accounting import GAP_TOLERANCE_S, gap, lead_gaps
 from hydrophone_worker.source.history import list_folders
-from hydrophone_worker.source.http import Fetcher, FetchError, RetryPolicy
+from hydrophone_worker.source.http import FetchError, RetryingFetcher, RetryPolicy
 from hydrophone_worker.source.layout import latest_url, parse_latest
 from hydrophone_worker.source.playlist import Playlist
 from hydrophone_worker.source.reading import StreamFiles, StreamReader, Unavailable
@@ -85,7 +85,7 @@ class LiveReader(StreamReader):
         # Waiting on the stop event (not time.sleep) lets a stop end a long node-down backoff at once.
         self._sleep = sleep or self._stop.wait
         self._clock = clock
-        fetcher = Fetcher(
+        fetcher = RetryingFetcher(
             self._client, sleep=self._sleep, policy=retry or RetryPolicy(), errors=self.stats.fetch_errors
         )
         self._files = StreamFiles(fetcher, base_url, stream_id)

@@ -10,9 +10,9 @@ from typing import Literal
 
 import httpx
 
+from hydrophone_worker.audio.decode import DecodeError, decode
 from hydrophone_worker.domain import Gap, Segment, SegmentRef
-from hydrophone_worker.source.decode import DecodeError, decode_segment
-from hydrophone_worker.source.http import Fetcher, FetchError, default_client
+from hydrophone_worker.source.http import FetchError, RetryingFetcher, default_client
 from hydrophone_worker.source.layout import playlist_url, segment_url
 from hydrophone_worker.source.playlist import Playlist, PlaylistError, parse_playlist
 from hydrophone_worker.source.timing import measured
@@ -69,9 +69,9 @@ class Unavailable:
 
 
 class StreamFiles:
-    """One stream's playlists and segments over a `Fetcher` whose error counter is `stats.fetch_errors`."""
+    """A stream's playlists and segments over a `RetryingFetcher` counting errors in `stats.fetch_errors`."""
 
-    def __init__(self, fetcher: Fetcher, base_url: str, stream_id: str) -> None:
+    def __init__(self, fetcher: RetryingFetcher, base_url: str, stream_id: str) -> None:
         self.fetcher = fetcher
         self.base_url = base_url
         self.stream_id = stream_id
@@ -115,8 +115,8 @@ class StreamFiles:
             self.errors["segment-not-found"] += 1
             return Unavailable(f"HTTP {fetched.status}")
         try:
-            audio, rate = decode_segment(fetched.content)
+            audio, rate = decode(fetched.content, name=ref.uri)
         except DecodeError as exc:
             self.errors["segment-corrupt"] += 1
-            return Gap(ref.start, ref.end, "segment-corrupt", f"{ref.uri}: {exc}")
+            return Gap(ref.start, ref.end, "segment-corrupt", str(exc))
         return measured(Segment(ref=ref, audio=audio, sample_rate=rate), following)
