@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from hydrophone_worker.detector import backend
 from hydrophone_worker.detector.network import build_network
 from torch import nn
 
@@ -50,3 +53,16 @@ def seeded_resnet(seed: int = 0) -> nn.Module:
 @pytest.fixture(scope="session")
 def resnet() -> nn.Module:
     return seeded_resnet(0)
+
+
+def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The paths ONNX exports are written to from now on (each export still happens)."""
+    exports: list[Path] = []
+    real = backend.export_onnx
+
+    def counting(folded: nn.Module, input_shape: tuple[int, int, int], path: Path) -> None:
+        exports.append(path)
+        real(folded, input_shape, path)
+
+    monkeypatch.setattr(backend, "export_onnx", counting)
+    return exports

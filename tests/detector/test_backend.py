@@ -19,7 +19,7 @@ from hydrophone_worker.detector.cpu import cpu_flags
 from hydrophone_worker.detector.params import DetectionParams
 from hydrophone_worker.detector.scoring import Detector
 
-from .conftest import randomize_batch_norms, realistic_audio
+from .conftest import count_exports, randomize_batch_norms, realistic_audio
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "demo"
 
@@ -153,18 +153,6 @@ def demo_network(seed: int) -> torch.nn.Module:
 
     torch.manual_seed(seed)
     return randomize_batch_norms(DemoCNN(), seed)
-
-
-def count_exports(monkeypatch) -> list[Path]:
-    exports: list[Path] = []
-    real = backend.export_onnx
-
-    def counting(folded, input_shape, path):
-        exports.append(path)
-        real(folded, input_shape, path)
-
-    monkeypatch.setattr(backend, "export_onnx", counting)
-    return exports
 
 
 def logits(run) -> torch.Tensor:

@@ -23,7 +23,7 @@ from hydrophone_worker.detector.load import load_detector
 from hydrophone_worker.detector.model_cli import model
 from safetensors.torch import save_file
 
-from .conftest import randomize_batch_norms, realistic_audio
+from .conftest import count_exports, randomize_batch_norms, realistic_audio
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO / "models" / "demo"
@@ -58,18 +58,6 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.delenv(backend.BACKEND_ENV, raising=False)
     return cache / "hydrophone-worker" / "onnx"
-
-
-def count_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    exports: list[Path] = []
-    real = backend.export_onnx
-
-    def counting(folded, input_shape, path):
-        exports.append(path)
-        real(folded, input_shape, path)
-
-    monkeypatch.setattr(backend, "export_onnx", counting)
-    return exports
 
 
 def unfused_scores(directory: Path, audio: np.ndarray, rate: int = RATE) -> np.ndarray:
