@@ -7,7 +7,7 @@ emulated and some 20x slower than fp32, so it is refused there rather than silen
 Opt-in: torch.compile (inductor with freezing: weights become constants, convolutions prepacked for oneDNN)
 is another ~25% per window at identical scores, but needs a C++ compiler and costs tens of seconds once per
 process, so only long-running workers ask for it. torch.jit (deprecated) is not used.
-For fp32 the folded network can instead run in ONNX Runtime (backend.py), which needs no compiler.
+For fp32 the folded network can instead run in ONNX Runtime, for bf16 in OpenVINO (backend.py): no compiler.
 torch is imported only when a network is folded: the precision checks here serve the torch-free ONNX path too.
 """
 
@@ -108,19 +108,19 @@ def fast_forward(
 
     With `compile_batch`, the folded network is compiled now, once, for (compile_batch, 1, N_MELS, FRAMES)
     inputs; smaller batches are padded with zeros up to it, so the process never compiles a second shape.
-    Backend onnxruntime (fp32 only) exports the folded network once and runs it on `threads` threads; an
-    OnnxExport (a network exported before) runs in onnxruntime only, without importing torch.
+    Backends onnxruntime (fp32 only) and openvino (bf16 or fp32) export the folded network once and run it
+    on `threads` threads; an OnnxExport (a network exported before) runs in one of them, without torch.
     """
     from hydrophone_worker.detector import backend as engines  # backend imports this module
 
     if isinstance(network, engines.OnnxExport):
-        if backend != "onnxruntime":
-            raise engines.BackendUnsupported(
-                f"{network.path} is an ONNX export: it runs in backend onnxruntime, not {backend}"
-            )
-        return engines.onnxruntime_session(network.path, threads)
-    if backend == "onnxruntime":
-        return engines.onnxruntime_forward(network, (1, N_MELS, FRAMES), threads)
+        return engines.open_export(network.path, backend, precision, threads)
+    if backend in engines.EXPORT_ENGINES:
+        return engines.exported_forward(
+            network,
+            (1, N_MELS, FRAMES),
+            lambda path: engines.open_export(path, backend, precision, threads),
+        )
     import torch
 
     apply_torch_threads()
