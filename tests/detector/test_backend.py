@@ -111,7 +111,8 @@ def test_impossible_backends_are_refused_with_the_fix(
 
 def test_openvino_bf16_is_refused_on_a_cpu_without_bf16_instructions():
     # OpenVINO would ignore its bf16 hint there and silently compute in f32.
-    with pytest.raises(BackendUnsupported, match="openvino runs bf16 only on CPUs with avx512_bf16 or amx_bf16"):
+    message = "openvino runs bf16 only on CPUs with avx512_bf16 or amx_bf16"
+    with pytest.raises(BackendUnsupported, match=message):
         resolve_backend("openvino", AVX2_EPYC, "bf16", False, BOTH, {})
 
 

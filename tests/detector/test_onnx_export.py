@@ -267,7 +267,7 @@ def test_an_explicit_torch_backend_loads_the_weights_beside_the_export_in_fp32_a
 
 
 def test_bf16_runs_the_export_in_openvino_without_importing_torch_within_the_bound(exported, tmp_path):
-    """auto + bf16 on a CPU with bf16 instructions: the directory's export in OpenVINO, as the image runs it."""
+    """auto + bf16 on a CPU with bf16 instructions: the directory's export in OpenVINO, as in the image."""
     if not fast.cpu_supports_bf16():
         with pytest.raises(PrecisionUnsupported, match="bf16 needs a CPU with avx512_bf16 or amx_bf16"):
             load_detector(exported, precision="bf16")

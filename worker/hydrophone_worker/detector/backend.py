@@ -360,7 +360,8 @@ def self_check_all(flags: Collection[str]) -> list[str]:
         bound = SELF_CHECK_BOUND[precision]
         if not difference <= bound:
             raise SystemExit(
-                f"{engine} self-check ({precision}): logits differ from PyTorch by {difference:.2e} (> {bound})"
+                f"{engine} self-check ({precision}): logits differ from PyTorch by {difference:.2e} "
+                f"(> {bound})"
             )
         lines.append(f"{engine} self-check: logits within {difference:.1e} of PyTorch ({precision})")
     return lines
