@@ -20,7 +20,7 @@ from hydrophone_worker.detector.backend import (
     installed_engines,
     resolve_backend,
 )
-from hydrophone_worker.detector.cpu import cpu_flags
+from hydrophone_worker.detector.cpu import cpu_flags, read_cpu_flags
 from hydrophone_worker.detector.scoring import DetectionParams, Detector
 
 from .conftest import randomize_batch_norms, realistic_audio
@@ -185,6 +185,23 @@ def test_the_image_build_self_check_runs_the_onnx_path():
     assert backend.self_check("onnxruntime", "fp32") <= 1e-5
     dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile.worker").read_text()
     assert "python -m hydrophone_worker.detector.backend" in dockerfile
+
+
+def test_the_image_build_self_check_covers_openvino_in_fp32_and_in_bf16_where_the_cpu_has_it():
+    flags = read_cpu_flags()
+    lines = backend.self_check_all(flags)
+    assert lines[:2] == [line for line in lines if line.endswith("(fp32)")]
+    assert lines[1].startswith("openvino self-check: logits within")
+    assert len(lines) == (3 if flags & backend.BF16_FLAGS else 2)
+    assert len(backend.self_check_all(AVX2_EPYC)) == 2  # a build CPU without bf16: OpenVINO in fp32 only
+
+
+def test_the_image_build_fails_when_an_engine_disagrees_with_pytorch(monkeypatch):
+    monkeypatch.setattr(backend, "self_check", lambda engine, precision: 0.5)
+    with pytest.raises(
+        SystemExit, match=r"onnxruntime self-check \(fp32\): logits differ from PyTorch by 5\.00e-01"
+    ):
+        backend.self_check_all(AVX2_EPYC)
 
 
 def demo_network(seed: int) -> torch.nn.Module:

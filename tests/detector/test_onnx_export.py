@@ -354,6 +354,7 @@ def test_the_image_self_check_and_an_exported_model_run_without_any_c_compiler(e
     )
     assert check.returncode == 0, check.stderr
     assert "onnxruntime self-check: logits within" in check.stdout
+    assert "openvino self-check: logits within" in check.stdout
     clip = tmp_path / "clip.wav"
     sf.write(clip, AUDIO, RATE, subtype="PCM_16")
     detected = subprocess.run(
