@@ -32,9 +32,10 @@ from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.backend import installed_engines, resolve_backend
 from hydrophone_worker.detector.cpu import configure_torch_threads, cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.export import write_directory_export
+from hydrophone_worker.detector.fast import Forward, fast_forward
 from hydrophone_worker.detector.modeldir import SAFETENSORS_FILE, ModelConfig, save_model_dir
 from hydrophone_worker.detector.network import build_network
-from hydrophone_worker.detector.scoring import DetectionParams, Detector
+from hydrophone_worker.detector.scoring import DetectionParams, Detector, call_probabilities
 from torch.utils.flop_counter import FlopCounterMode
 
 CLIP_S, RATE = 60.0, 48000
@@ -232,6 +233,13 @@ def main() -> None:
             chunks = [network(batch[i : i + params.max_batch_size]) for i in range(0, len(batch), 8)]
         return torch.softmax(torch.cat(chunks), dim=1)[:, 1].numpy()
 
+    def model_only(forward: Forward) -> Callable[[], np.ndarray]:
+        """`forward` on the clip's spectrograms, computed once beforehand (no frontend), in batches of 8."""
+        windows, size = batch.numpy(), params.max_batch_size
+        return lambda: call_probabilities(
+            np.concatenate([forward(windows[i : i + size]) for i in range(0, len(windows), size)])
+        )
+
     def end_to_end(detector: Detector) -> Callable[[], np.ndarray]:
         return lambda: np.array(detector.score_audio(audio, RATE).window_scores)
 
@@ -252,6 +260,9 @@ def main() -> None:
             Detector(network, params, precision="bf16", backend="torch")
         )
     if bf16 and "openvino" in engines:
+        variants["openvino bf16, batch 8 (model only)"] = lambda: model_only(
+            fast_forward(network, "bf16", backend="openvino", threads=1)
+        )
         for size in (1, 8, len(starts)):
             variants[f"openvino bf16, batch {size}"] = lambda size=size: end_to_end(
                 Detector(network, replace(params, max_batch_size=size), precision="bf16", backend="openvino")
