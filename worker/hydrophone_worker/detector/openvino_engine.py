@@ -9,13 +9,14 @@ without importing torch. Its f32 mode is exact too but no faster than ONNX Runti
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hydrophone_worker.detector.backend import ExportUnreadable, log
+from hydrophone_worker.detector.backend import ExportUnreadable
 from hydrophone_worker.detector.fast import Forward, Precision
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 # OpenVINO's names for the precisions it computes in; bf16 needs avx512_bf16 or AMX (refused elsewhere).
 INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+log = logging.getLogger(__name__)
 
 
 def compile_config(threads: int, precision: Precision) -> dict[str, str]:
