@@ -23,18 +23,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from hydrophone_worker.detector import frontend
-from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
+from hydrophone_worker.detector.backend import installed_engines, resolve_backend
 from hydrophone_worker.detector.cpu import configure_torch_threads, cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.export import write_directory_export
+from hydrophone_worker.detector.fast import Forward, fast_forward
 from hydrophone_worker.detector.modeldir import SAFETENSORS_FILE, ModelConfig, save_model_dir
 from hydrophone_worker.detector.network import build_network
 from hydrophone_worker.detector.params import DetectionParams
-from hydrophone_worker.detector.scoring import Detector
+from hydrophone_worker.detector.scoring import Detector, call_probabilities
 from torch.utils.flop_counter import FlopCounterMode
 
 CLIP_S, RATE = 60.0, 48000
@@ -84,7 +86,7 @@ def torch_matmul_gflops(dtype: torch.dtype, repeats: int) -> float:
 
 def onnxruntime_sgemm_gflops(repeats: int) -> float | None:
     """ONNX Runtime's sgemm with a constant (prepacked) right operand, as its convolutions use it."""
-    if not onnxruntime_installed():
+    if "onnxruntime" not in installed_engines():
         return None
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -125,7 +127,7 @@ import numpy as np
 from hydrophone_worker.detector.cpu import configure_torch_threads
 from hydrophone_worker.detector.load import load_detector
 configure_torch_threads(1)
-detector, _config = load_detector(Path(sys.argv[1]))
+detector, _config = load_detector(Path(sys.argv[1]), precision=sys.argv[4])
 detector.score_audio(np.load(sys.argv[2]), int(sys.argv[3]))
 status = Path("/proc/self/status").read_text().splitlines()
 peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
@@ -133,10 +135,10 @@ print(peak, "torch" in sys.modules)
 """
 
 
-def child_peak_rss(model_dir: Path, clip: Path, cache: Path) -> tuple[float, bool]:
+def child_peak_rss(model_dir: Path, clip: Path, cache: Path, precision: str = "fp32") -> tuple[float, bool]:
     """(peak RSS in MiB, torch imported) of a fresh process scoring `clip` with `model_dir`'s detector."""
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    probe = [sys.executable, "-c", RSS_PROBE, str(model_dir), str(clip), str(RATE)]
+    probe = [sys.executable, "-c", RSS_PROBE, str(model_dir), str(clip), str(RATE), precision]
     peak, torch_imported = subprocess.run(
         probe, check=True, env=env, capture_output=True, text=True
     ).stdout.split()[-2:]
@@ -154,11 +156,17 @@ def rss_figures(network: torch.nn.Module, audio: np.ndarray) -> str:
         first = child_peak_rss(model_dir, work / "clip.npy", work / "cache")
         write_directory_export(model_dir, model_dir / SAFETENSORS_FILE, config)
         exported = child_peak_rss(model_dir, work / "clip.npy", work / "empty-cache")
+        bf16 = (
+            child_peak_rss(model_dir, work / "clip.npy", work / "empty-cache", "bf16")
+            if cpu_supports_bf16()
+            else None
+        )
 
     def line(figure: tuple[float, bool]) -> str:
         return f"{figure[0]:.0f} MiB ({'torch imported' if figure[1] else 'torch never imported'})"
 
-    return f"{line(first)} on a first start (it exports), {line(exported)} with the model directory's export"
+    text = f"{line(first)} on a first start (it exports), {line(exported)} with the model directory's export"
+    return text + (f"; bf16 (auto engine) with the export: {line(bf16)}" if bf16 else "")
 
 
 def cpu_model() -> str:
@@ -187,7 +195,9 @@ def main() -> None:
     clip_flops = len(starts) * window_flops(network)
     flags = read_cpu_flags()
     bf16 = cpu_supports_bf16()
-    auto = resolve_backend("auto", flags, "fp32", False, onnxruntime_installed(), {})
+    engines = installed_engines()
+    auto = resolve_backend("auto", flags, "fp32", False, engines, {})
+    auto_bf16 = resolve_backend("auto", flags, "bf16", False, engines, {}) if bf16 else None
     print(
         f"CPU: {cpu_model()}; "
         + ", ".join(f"{f}: {f in flags}" for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
@@ -195,7 +205,8 @@ def main() -> None:
     print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; all figures on 1 thread")
     print(
         f"clip {CLIP_S:.0f} s at {RATE} Hz: {len(starts)} windows of {params.window_s} s, "
-        f"hop {params.hop_s}, {clip_flops / 1e9:.0f} GFLOP per clip; backend auto picks {auto} for fp32 here"
+        f"hop {params.hop_s}, {clip_flops / 1e9:.0f} GFLOP per clip; backend auto picks {auto} for fp32"
+        + (f", {auto_bf16} for bf16 here" if auto_bf16 else " here (no bf16)")
     )
 
     torch_fp32 = torch_matmul_gflops(torch.float32, args.repeats)
@@ -223,6 +234,13 @@ def main() -> None:
             chunks = [network(batch[i : i + params.max_batch_size]) for i in range(0, len(batch), 8)]
         return torch.softmax(torch.cat(chunks), dim=1)[:, 1].numpy()
 
+    def model_only(forward: Forward) -> Callable[[], np.ndarray]:
+        """`forward` on the clip's spectrograms, computed once beforehand (no frontend), in batches of 8."""
+        windows, size = batch.numpy(), params.max_batch_size
+        return lambda: call_probabilities(
+            np.concatenate([forward(windows[i : i + size]) for i in range(0, len(windows), size)])
+        )
+
     def end_to_end(detector: Detector) -> Callable[[], np.ndarray]:
         return lambda: np.array(detector.score_audio(audio, RATE).window_scores)
 
@@ -232,14 +250,24 @@ def main() -> None:
             Detector(network, params, backend="torch")
         ),
     }
-    if onnxruntime_installed():
+    if "onnxruntime" in engines:
         variants["onnxruntime fp32, batch 8"] = lambda: end_to_end(
             Detector(network, params, backend="onnxruntime")
         )
+    if "openvino" in engines:
+        variants["openvino f32, batch 8"] = lambda: end_to_end(Detector(network, params, backend="openvino"))
     if bf16:
         variants["torch bf16 folded, batch 8"] = lambda: end_to_end(
-            Detector(network, params, precision="bf16")
+            Detector(network, params, precision="bf16", backend="torch")
         )
+    if bf16 and "openvino" in engines:
+        variants["openvino bf16, batch 8 (model only)"] = lambda: model_only(
+            fast_forward(network, "bf16", backend="openvino", threads=1)
+        )
+        for size in (1, 8, len(starts)):
+            variants[f"openvino bf16, batch {size}"] = lambda size=size: end_to_end(
+                Detector(network, replace(params, max_batch_size=size), precision="bf16", backend="openvino")
+            )
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     compile_s = None
     if compiler:
@@ -277,8 +305,9 @@ def main() -> None:
         "onnxruntime fp32, batch 8" if auto == "onnxruntime" else "torch fp32 folded channels-last, batch 8"
     )
     shares = f"{front_cpu / default_fp32:.0%} of the default fp32 total"
-    if "torch bf16 folded, batch 8" in totals:
-        shares += f", {front_cpu / totals['torch bf16 folded, batch 8']:.0%} of the bf16 total"
+    default_bf16 = "openvino bf16, batch 8" if auto_bf16 == "openvino" else "torch bf16 folded, batch 8"
+    if default_bf16 in totals:
+        shares += f", {front_cpu / totals[default_bf16]:.0%} of the default bf16 total"
     print(f"frontend (resample + mel, decode excluded): {front_cpu:.3f} CPU s per clip = {shares}")
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of one process scoring a clip with the default fp32 detector: {rss}")

@@ -1,7 +1,7 @@
 """Whole-worker cost in range mode: CPU seconds and peak RSS per hour of audio, and where the time goes.
 
     .venv/bin/python benchmarks/worker.py [--minutes 10] [--architecture resnet50] [--threads 1]
-        [--precision fp32|bf16] [--backend auto|torch|onnxruntime] [--start model-dir|cache|first]
+        [--precision fp32|bf16] [--backend auto|torch|onnxruntime|openvino] [--start model-dir|cache|first]
 
 A simulated hydrophone (moto on 127.0.0.1) holds `--minutes` of synthetic ocean with a call a minute; the real
 worker (`Worker`, range mode, local sink) scores it with the chosen architecture (random weights for the
@@ -43,7 +43,7 @@ from hydrophone_worker.config import WorkerConfig
 from hydrophone_worker.detector.backend import (
     BACKEND_CHOICES,
     BACKEND_ENV,
-    onnxruntime_installed,
+    installed_engines,
     resolve_backend,
 )
 from hydrophone_worker.detector.cpu import cpu_supports_bf16, read_cpu_flags
@@ -65,6 +65,7 @@ STAGES = (
     ("frontend", "detector/frontend.py", "spectrograms"),
     ("model", "detector/fast.py", "forward"),  # the Detector runs the batch-norm-folded copy through this
     ("model", "detector/backend.py", "forward"),  # ... or through ONNX Runtime
+    ("model", "detector/openvino_engine.py", "forward"),  # ... or through OpenVINO (bf16)
     ("publish", "publish/outbox.py", "put"),
     ("publish", "publish/outbox.py", "deliver_pending"),
 )
@@ -221,9 +222,7 @@ def main() -> None:
     cpu, wall, stages = figures["cpu"], figures["wall"], figures["stages"]
     audio_seconds, peak_rss_mib = figures["audio_seconds"], figures["peak_rss_mib"]
     audio_h = audio_seconds / 3600
-    backend = resolve_backend(
-        args.backend, read_cpu_flags(), args.precision, False, onnxruntime_installed(), {}
-    )
+    backend = resolve_backend(args.backend, read_cpu_flags(), args.precision, False, installed_engines(), {})
     print(
         f"architecture {args.architecture}, {args.precision}, backend {backend}, {args.threads} thread(s): "
         f"{figures['clips']} clips ({audio_seconds / 60:.1f} min of audio), {figures['positives']} positive, "

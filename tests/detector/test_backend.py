@@ -14,8 +14,13 @@ import pytest
 import soundfile as sf
 import torch
 from hydrophone_worker.detector import backend, frontend
-from hydrophone_worker.detector.backend import BackendUnsupported, choose_backend, resolve_backend
-from hydrophone_worker.detector.cpu import cpu_flags
+from hydrophone_worker.detector.backend import (
+    BackendUnsupported,
+    choose_backend,
+    installed_engines,
+    resolve_backend,
+)
+from hydrophone_worker.detector.cpu import cpu_flags, read_cpu_flags
 from hydrophone_worker.detector.params import DetectionParams
 from hydrophone_worker.detector.scoring import Detector
 
@@ -29,20 +34,29 @@ SAPPHIRE_RAPIDS = cpu_flags("flags\t\t: fpu sse2 avx fma avx2 avx512f avx512_bf1
 AVX2_EPYC = cpu_flags("flags\t\t: fpu sse2 avx fma avx2\n")
 OLD_X86 = cpu_flags("flags\t\t: fpu sse2 sse4_2 avx\n")
 NOT_X86: frozenset[str] = frozenset()  # e.g. arm64: its cpuinfo has `Features`, not `flags`
+# Which optional engines are installed.
+BOTH = frozenset({"onnxruntime", "openvino"})
+ORT = frozenset({"onnxruntime"})
+NONE: frozenset[str] = frozenset()
 
 
 @pytest.mark.parametrize(
     ("flags", "precision", "compiled", "installed", "expected"),
     [
-        (ZEN5, "fp32", False, True, "onnxruntime"),
-        (SAPPHIRE_RAPIDS, "fp32", False, True, "onnxruntime"),
-        (AVX2_EPYC, "fp32", False, True, "onnxruntime"),
-        (OLD_X86, "fp32", False, True, "torch"),
-        (NOT_X86, "fp32", False, True, "torch"),
-        (ZEN5, "bf16", False, True, "torch"),  # onnxruntime has no bf16 convolutions on x86
-        (SAPPHIRE_RAPIDS, "bf16", False, True, "torch"),
-        (ZEN5, "fp32", True, True, "torch"),  # --compile is a torch path
-        (ZEN5, "fp32", False, False, "torch"),  # onnxruntime not installed
+        (ZEN5, "fp32", False, BOTH, "onnxruntime"),
+        (SAPPHIRE_RAPIDS, "fp32", False, BOTH, "onnxruntime"),
+        (AVX2_EPYC, "fp32", False, BOTH, "onnxruntime"),
+        (OLD_X86, "fp32", False, BOTH, "torch"),
+        (NOT_X86, "fp32", False, BOTH, "torch"),
+        (ZEN5, "bf16", False, ORT, "torch"),  # onnxruntime has no bf16 convolutions on x86
+        (SAPPHIRE_RAPIDS, "bf16", False, ORT, "torch"),
+        (ZEN5, "bf16", False, BOTH, "openvino"),  # avx512_bf16
+        (SAPPHIRE_RAPIDS, "bf16", False, BOTH, "openvino"),  # AMX
+        (AVX2_EPYC, "bf16", False, BOTH, "torch"),  # no bf16 instructions (check_precision refuses it)
+        (SAPPHIRE_RAPIDS, "bf16", True, BOTH, "torch"),  # --compile is a torch path
+        (ZEN5, "fp32", True, BOTH, "torch"),
+        (ZEN5, "fp32", False, NONE, "torch"),  # onnxruntime not installed
+        (ZEN5, "fp32", False, frozenset({"openvino"}), "torch"),  # openvino alone is not fp32's engine
     ],
 )
 def test_auto_picks_the_backend_from_the_cpu_flags(flags, precision, compiled, installed, expected):
@@ -53,9 +67,13 @@ def test_auto_picks_the_backend_from_the_cpu_flags(flags, precision, compiled, i
 
 def test_the_environment_overrides_auto_and_an_explicit_choice_overrides_the_environment():
     env = {backend.BACKEND_ENV: "torch"}
-    assert resolve_backend(None, ZEN5, "fp32", False, True, env) == "torch"
-    assert resolve_backend("onnxruntime", OLD_X86, "fp32", False, True, env) == "onnxruntime"
-    assert resolve_backend(None, ZEN5, "fp32", False, True, {backend.BACKEND_ENV: ""}) == "onnxruntime"
+    assert resolve_backend(None, ZEN5, "fp32", False, BOTH, env) == "torch"
+    assert resolve_backend("onnxruntime", OLD_X86, "fp32", False, BOTH, env) == "onnxruntime"
+    assert resolve_backend(None, ZEN5, "fp32", False, BOTH, {backend.BACKEND_ENV: ""}) == "onnxruntime"
+    assert resolve_backend(None, ZEN5, "bf16", False, BOTH, env) == "torch"
+    assert resolve_backend("openvino", ZEN5, "fp32", False, BOTH, env) == "openvino"
+    openvino = {backend.BACKEND_ENV: "openvino"}
+    assert resolve_backend(None, SAPPHIRE_RAPIDS, "bf16", False, BOTH, openvino) == "openvino"
 
 
 @pytest.mark.parametrize(
@@ -66,12 +84,23 @@ def test_the_environment_overrides_auto_and_an_explicit_choice_overrides_the_env
             {backend.BACKEND_ENV: "tensorrt"},
             "fp32",
             False,
-            True,
-            "HYDROPHONE_DETECTOR_BACKEND 'tensorrt' is not known; use one of: auto, torch, onnxruntime",
+            BOTH,
+            "HYDROPHONE_DETECTOR_BACKEND 'tensorrt' is not known; use one of: auto, torch, onnxruntime, "
+            "openvino",
         ),
-        ("onnxruntime", {}, "bf16", False, True, "backend onnxruntime runs fp32 only; use precision fp32"),
-        ("onnxruntime", {}, "fp32", True, True, "backend onnxruntime cannot be combined with compile"),
-        ("onnxruntime", {}, "fp32", False, False, r"onnxruntime package is not installed \(pip install"),
+        ("onnxruntime", {}, "bf16", False, BOTH, "backend onnxruntime runs fp32 only; use precision fp32"),
+        ("onnxruntime", {}, "fp32", True, BOTH, "backend onnxruntime cannot be combined with compile"),
+        ("onnxruntime", {}, "fp32", False, NONE, r"onnxruntime package is not installed \(pip install"),
+        ("openvino", {}, "bf16", True, BOTH, "backend openvino cannot be combined with compile"),
+        ("openvino", {}, "bf16", False, ORT, r"openvino package is not installed \(pip install"),
+        (
+            None,
+            {backend.BACKEND_ENV: "openvino"},
+            "fp32",
+            False,
+            ORT,
+            r"HYDROPHONE_DETECTOR_BACKEND openvino: the openvino package is not installed",
+        ),
     ],
 )
 def test_impossible_backends_are_refused_with_the_fix(
@@ -79,6 +108,17 @@ def test_impossible_backends_are_refused_with_the_fix(
 ):
     with pytest.raises(BackendUnsupported, match=message):
         resolve_backend(requested, ZEN5, precision, compiled, installed, env)
+
+
+def test_openvino_bf16_is_refused_on_a_cpu_without_bf16_instructions():
+    # OpenVINO would ignore its bf16 hint there and silently compute in f32.
+    message = "openvino runs bf16 only on CPUs with avx512_bf16 or amx_bf16"
+    with pytest.raises(BackendUnsupported, match=message):
+        resolve_backend("openvino", AVX2_EPYC, "bf16", False, BOTH, {})
+
+
+def test_both_engines_are_installed_with_the_worker_extra():
+    assert installed_engines() == BOTH
 
 
 def unfused_scores(network: torch.nn.Module, signal: np.ndarray, params: DetectionParams) -> np.ndarray:
@@ -143,9 +183,26 @@ def test_the_worker_image_path_runs_without_any_c_compiler(tmp_path):
 
 def test_the_image_build_self_check_runs_the_onnx_path():
     """Dockerfile.worker runs `python -m hydrophone_worker.detector.backend` at build time."""
-    assert backend.self_check() <= 1e-5
+    assert backend.self_check("onnxruntime", "fp32") <= 1e-5
     dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile.worker").read_text()
     assert "python -m hydrophone_worker.detector.backend" in dockerfile
+
+
+def test_the_image_build_self_check_covers_openvino_in_fp32_and_in_bf16_where_the_cpu_has_it():
+    flags = read_cpu_flags()
+    lines = backend.self_check_all(flags)
+    assert lines[:2] == [line for line in lines if line.endswith("(fp32)")]
+    assert lines[1].startswith("openvino self-check: logits within")
+    assert len(lines) == (3 if flags & backend.BF16_FLAGS else 2)
+    assert len(backend.self_check_all(AVX2_EPYC)) == 2  # a build CPU without bf16: OpenVINO in fp32 only
+
+
+def test_the_image_build_fails_when_an_engine_disagrees_with_pytorch(monkeypatch):
+    monkeypatch.setattr(backend, "self_check", lambda engine, precision: 0.5)
+    with pytest.raises(
+        SystemExit, match=r"onnxruntime self-check \(fp32\): logits differ from PyTorch by 5\.00e-01"
+    ):
+        backend.self_check_all(AVX2_EPYC)
 
 
 def demo_network(seed: int) -> torch.nn.Module:
@@ -167,16 +224,20 @@ def logits(run) -> torch.Tensor:
 SHAPE = (1, frontend.N_MELS, frontend.FRAMES)
 
 
+def onnxruntime_engine(path: Path) -> backend.Forward:
+    return backend.onnxruntime_session(path, threads=1)
+
+
 def test_an_exported_network_is_reused_from_the_cache_and_keyed_by_its_weights(tmp_path, monkeypatch):
     exports = count_exports(monkeypatch)
-    first = backend.onnxruntime_forward(demo_network(1), SHAPE, threads=1, cache=tmp_path)
-    again = backend.onnxruntime_forward(demo_network(1), SHAPE, threads=1, cache=tmp_path)
+    first = backend.exported_forward(demo_network(1), SHAPE, onnxruntime_engine, cache=tmp_path)
+    again = backend.exported_forward(demo_network(1), SHAPE, onnxruntime_engine, cache=tmp_path)
     assert len(exports) == 1  # the second start loaded the file
     np.testing.assert_array_equal(
         again(np.ones((1, *SHAPE), np.float32)), first(np.ones((1, *SHAPE), np.float32))
     )
     other = demo_network(2)
-    backend.onnxruntime_forward(other, SHAPE, threads=1, cache=tmp_path)
+    backend.exported_forward(other, SHAPE, onnxruntime_engine, cache=tmp_path)
     assert len(exports) == 2  # other weights, another file: never a stale network
     assert len(list(tmp_path.glob(f"*/{backend.MODEL_FILE}"))) == 2
     assert not list(tmp_path.glob(".export-*"))  # no half-written exports left behind
@@ -191,11 +252,11 @@ def test_an_exported_network_is_reused_from_the_cache_and_keyed_by_its_weights(t
 
 def test_an_unreadable_cached_file_is_exported_again(tmp_path, monkeypatch):
     network = demo_network(3)
-    backend.onnxruntime_forward(network, SHAPE, threads=1, cache=tmp_path)
+    backend.exported_forward(network, SHAPE, onnxruntime_engine, cache=tmp_path)
     (cached,) = tmp_path.glob(f"*/{backend.MODEL_FILE}")
     cached.write_bytes(b"not an onnx model")
     exports = count_exports(monkeypatch)
-    forward = backend.onnxruntime_forward(network, SHAPE, threads=1, cache=tmp_path)
+    forward = backend.exported_forward(network, SHAPE, onnxruntime_engine, cache=tmp_path)
     assert len(exports) == 1
     torch.testing.assert_close(logits(forward), logits(network), rtol=0, atol=1e-5)
 
@@ -204,6 +265,6 @@ def test_an_unwritable_cache_costs_an_export_not_a_failure(tmp_path, caplog):
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("")
     network = demo_network(4)
-    forward = backend.onnxruntime_forward(network, SHAPE, threads=1, cache=blocker / "onnx")
+    forward = backend.exported_forward(network, SHAPE, onnxruntime_engine, cache=blocker / "onnx")
     assert "is not usable" in caplog.text
     torch.testing.assert_close(logits(forward), logits(network), rtol=0, atol=1e-5)

@@ -82,7 +82,7 @@ WORKER_SCRIPT = textwrap.dedent(
     import hydrophone_worker.publish.factory, hydrophone_worker.source.history, hydrophone_worker.source.live
     from hydrophone_worker.config import parse_config
     from hydrophone_worker.service.app import load_scorer
-    model = {"dir": sys.argv[1], "threads": 1}
+    model = {"dir": sys.argv[1], "threads": 1, "precision": sys.argv[3]}
     config = parse_config({"stream": {"streamId": "rpi_orcasound_lab"}, "model": model})
     scorer = load_scorer(config)
     audio = np.load(sys.argv[2])
@@ -92,12 +92,12 @@ WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-def run_worker(directory: Path, tmp_path: Path) -> dict:
+def run_worker(directory: Path, tmp_path: Path, precision: str = "fp32") -> dict:
     audio = tmp_path / "audio.npy"
     np.save(audio, AUDIO)
     env = {k: v for k, v in os.environ.items() if k != backend.BACKEND_ENV}
     result = subprocess.run(
-        [sys.executable, "-c", WORKER_SCRIPT, str(directory), str(audio)],
+        [sys.executable, "-c", WORKER_SCRIPT, str(directory), str(audio), precision],
         env=env,
         capture_output=True,
         text=True,
@@ -243,15 +243,52 @@ def test_an_export_that_disagrees_with_pytorch_is_never_marked_valid(model_dir, 
     assert not (model_dir / export.MANIFEST_FILE).exists()  # so the worker treats the files as stale
 
 
-def test_bf16_and_an_explicit_torch_backend_load_the_weights_beside_the_export(exported):
+def test_an_explicit_torch_backend_loads_the_weights_beside_the_export_in_fp32_and_bf16(exported):
     torch_detector, _config = load_detector(exported, backend="torch")
     assert torch_detector.backend == "torch"
     want = unfused_scores(exported, AUDIO)
     np.testing.assert_allclose(torch_detector.score_audio(AUDIO, RATE).window_scores, want, atol=1e-5)
-    if fast.cpu_supports_bf16():  # this project's benchmark CPU has avx512_bf16: both branches are tested
-        bf16, _config = load_detector(exported, precision="bf16")
+    if fast.cpu_supports_bf16():  # this project's benchmark CPUs have bf16: both branches are tested
+        bf16, _config = load_detector(exported, precision="bf16", backend="torch")
         assert bf16.backend == "torch" and bf16.precision == "bf16"
         np.testing.assert_allclose(bf16.score_audio(AUDIO, RATE).window_scores, want, atol=0.05)
+
+
+def test_bf16_runs_the_export_in_openvino_without_importing_torch_within_the_bound(exported, tmp_path):
+    """auto + bf16 on a CPU with bf16 instructions: the directory's export in OpenVINO, as in the image."""
+    if not fast.cpu_supports_bf16():
+        with pytest.raises(PrecisionUnsupported, match="bf16 needs a CPU with avx512_bf16 or amx_bf16"):
+            load_detector(exported, precision="bf16")
+        return
+    ran = run_worker(exported, tmp_path, precision="bf16")
+    assert ran["backend"] == "openvino"
+    assert ran["torch"] is False
+    want = unfused_scores(exported, AUDIO)
+    assert len(ran["scores"]) == len(want) == 12
+    dp = np.max(np.abs(np.array(ran["scores"]) - want))
+    assert 0 < dp <= fast.BF16_MAX_DP[fast.bf16_kind(backend_flags())]  # really bf16, and within the bound
+
+
+def backend_flags() -> frozenset[str]:
+    from hydrophone_worker.detector.cpu import read_cpu_flags
+
+    return read_cpu_flags()
+
+
+def test_openvino_scores_the_export_in_fp32_exactly(exported):
+    fp32, _config = load_detector(exported, backend="openvino")
+    assert fp32.backend == "openvino" and fp32.precision == "fp32"
+    want = unfused_scores(exported, AUDIO)
+    np.testing.assert_allclose(fp32.score_audio(AUDIO, RATE).window_scores, want, rtol=0, atol=1e-4)
+
+
+def test_an_export_openvino_cannot_read_is_reported_as_unreadable(tmp_path):
+    from hydrophone_worker.detector.openvino_engine import openvino_session
+
+    broken = tmp_path / backend.MODEL_FILE
+    broken.write_bytes(b"not an onnx model")
+    with pytest.raises(backend.ExportUnreadable, match="OpenVINO cannot load it"):
+        openvino_session(broken, threads=1, precision="fp32")
 
 
 def test_bf16_on_a_cpu_without_it_is_refused_before_any_weights_are_read(exported, monkeypatch):
@@ -261,8 +298,8 @@ def test_bf16_on_a_cpu_without_it_is_refused_before_any_weights_are_read(exporte
         load_detector(exported, precision="bf16")
 
 
-def test_an_onnx_export_runs_only_in_onnxruntime():
-    with pytest.raises(backend.BackendUnsupported, match="runs in backend onnxruntime, not torch"):
+def test_an_onnx_export_runs_only_in_an_export_engine():
+    with pytest.raises(backend.BackendUnsupported, match="runs in onnxruntime or openvino, not torch"):
         fast.fast_forward(backend.OnnxExport(Path("network.onnx")), "fp32", backend="torch")
 
 
@@ -305,6 +342,7 @@ def test_the_image_self_check_and_an_exported_model_run_without_any_c_compiler(e
     )
     assert check.returncode == 0, check.stderr
     assert "onnxruntime self-check: logits within" in check.stdout
+    assert "openvino self-check: logits within" in check.stdout
     clip = tmp_path / "clip.wav"
     sf.write(clip, AUDIO, RATE, subtype="PCM_16")
     detected = subprocess.run(

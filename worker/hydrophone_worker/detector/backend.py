@@ -1,13 +1,15 @@
-"""Which engine runs the folded network: PyTorch (oneDNN) or ONNX Runtime, chosen from the CPU's flags.
+"""Which engine runs the folded network: PyTorch, ONNX Runtime or OpenVINO, chosen from the CPU's flags.
 
 Measured on one core (benchmarks/detector.py): for fp32, ONNX Runtime's CPU kernels (MLAS: prepacked
 weights, blocked-layout convolutions with the residual add and ReLU fused) need 40-45% less CPU per
 window than PyTorch's eager oneDNN path on AVX-512 CPUs (AMD Zen 5, Intel Sapphire Rapids), at scores
-within 1e-6 of the unfused network, and without the C++ compiler torch.compile needs. bf16 stays on
-PyTorch: ONNX Runtime's x86 CPU kernels have no bf16 convolutions. The choice is a pure function of the
-flags (never a benchmark at start-up); `HYDROPHONE_DETECTOR_BACKEND` or `detect --backend` overrides it.
-An exported network (OnnxExport: a model directory's own export, see export.py, or a cached one) is run with
-onnxruntime and numpy alone, so that process never imports torch (~500 MiB of its peak memory).
+within 1e-6 of the unfused network, and without the C++ compiler torch.compile needs. ONNX Runtime's x86
+kernels have no bf16 convolutions: bf16 runs the same export in OpenVINO (openvino_engine.py), ~3x less CPU
+than PyTorch's eager bf16 on an AMX Xeon; PyTorch stays for bf16 when openvino is not installed. The choice
+is a pure function of the flags (never a benchmark at start-up); `HYDROPHONE_DETECTOR_BACKEND` or
+`detect --backend` overrides it. An exported network (OnnxExport: a model directory's own export, see
+export.py, or a cached one) is run with onnxruntime or openvino and numpy alone, so that process never
+imports torch (~500 MiB of its peak memory).
 """
 
 from __future__ import annotations
@@ -37,11 +39,15 @@ if TYPE_CHECKING:
     import onnxruntime as ort
     from torch import nn
 
-Backend = Literal["torch", "onnxruntime"]
-BACKEND_CHOICES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
+Backend = Literal["torch", "onnxruntime", "openvino"]
+BACKEND_CHOICES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
+# The engines that run an exported network (OnnxExport) without torch; each is an optional package.
+EXPORT_ENGINES: tuple[Backend, ...] = ("onnxruntime", "openvino")
 BACKEND_ENV = "HYDROPHONE_DETECTOR_BACKEND"
 # MLAS's fast x86 kernels (the ones measured) need AVX2 with FMA at least; AVX-512 ones are picked by itself.
 ONNXRUNTIME_FLAGS = frozenset({"avx2", "fma"})
+# bf16 in hardware (OpenVINO ignores its bf16 hint without them and silently computes in f32).
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 INPUT, OUTPUT = "spectrograms", "logits"
 MODEL_FILE = "network.onnx"  # its weights go beside it, in network.onnx.data
@@ -68,17 +74,21 @@ class BackendUnsupported(PrecisionUnsupported):
     """
 
 
-def onnxruntime_installed() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
+def installed_engines() -> frozenset[Backend]:
+    """The optional engines (EXPORT_ENGINES) whose package is installed here."""
+    return frozenset(name for name in EXPORT_ENGINES if importlib.util.find_spec(name) is not None)
 
 
 def choose_backend(
-    flags: Collection[str], precision: str, compiled: bool, onnxruntime_available: bool
+    flags: Collection[str], precision: str, compiled: bool, installed: Collection[str]
 ) -> Backend:
-    """The engine for `auto`: ONNX Runtime for fp32 on AVX2+FMA CPUs when installed, else PyTorch."""
-    if precision != "fp32" or compiled or not onnxruntime_available:
+    """The engine for `auto`: fp32 in ONNX Runtime on AVX2+FMA CPUs, bf16 in OpenVINO on CPUs with bf16
+    instructions, each when installed; else (and always with compile) PyTorch."""
+    if compiled:
         return "torch"
-    return "onnxruntime" if set(flags) >= ONNXRUNTIME_FLAGS else "torch"
+    if precision == "bf16":
+        return "openvino" if "openvino" in installed and set(flags) & BF16_FLAGS else "torch"
+    return "onnxruntime" if "onnxruntime" in installed and set(flags) >= ONNXRUNTIME_FLAGS else "torch"
 
 
 def resolve_backend(
@@ -86,7 +96,7 @@ def resolve_backend(
     flags: Collection[str],
     precision: str,
     compiled: bool,
-    onnxruntime_available: bool,
+    installed: Collection[str],
     env: Mapping[str, str],
 ) -> Backend:
     """`requested` checked and resolved; None = the environment's HYDROPHONE_DETECTOR_BACKEND, else auto."""
@@ -98,17 +108,22 @@ def resolve_backend(
             f"{source} {requested!r} is not known; use one of: {', '.join(BACKEND_CHOICES)}"
         )
     if requested == "auto":
-        return choose_backend(flags, precision, compiled, onnxruntime_available)
-    if requested == "onnxruntime":
-        if precision != "fp32":
-            raise BackendUnsupported(
-                f"{source} onnxruntime runs fp32 only; use precision fp32, or backend torch for {precision}"
-            )
+        return choose_backend(flags, precision, compiled, installed)
+    if requested == "onnxruntime" and precision != "fp32":
+        raise BackendUnsupported(
+            f"{source} onnxruntime runs fp32 only; use precision fp32, or backend openvino or torch for "
+            f"{precision}"
+        )
+    if requested == "openvino" and precision == "bf16" and not set(flags) & BF16_FLAGS:
+        raise BackendUnsupported(
+            f"{source} openvino runs bf16 only on CPUs with avx512_bf16 or amx_bf16; use precision fp32"
+        )
+    if requested in EXPORT_ENGINES:
         if compiled:
-            raise BackendUnsupported(f"{source} onnxruntime cannot be combined with compile; drop one")
-        if not onnxruntime_available:
+            raise BackendUnsupported(f"{source} {requested} cannot be combined with compile; drop one")
+        if requested not in installed:
             raise BackendUnsupported(
-                f"{source} onnxruntime: the onnxruntime package is not installed "
+                f"{source} {requested}: the {requested} package is not installed "
                 "(pip install 'hydrophone-operator[worker]'); or use backend torch"
             )
     return requested  # type: ignore[return-value]
@@ -245,6 +260,19 @@ def onnxruntime_session(path: Path, threads: int) -> Forward:
     return session_forward(session)
 
 
+def open_export(path: Path, backend: Backend, precision: str, threads: int) -> Forward:
+    """The exported network at `path` in `backend` (one of EXPORT_ENGINES); ExportUnreadable if it cannot."""
+    if backend == "onnxruntime":
+        return onnxruntime_session(path, threads)
+    if backend == "openvino":
+        from hydrophone_worker.detector.openvino_engine import openvino_session
+
+        return openvino_session(path, threads, "bf16" if precision == "bf16" else "fp32")
+    raise BackendUnsupported(
+        f"{path} is an ONNX export: it runs in {' or '.join(EXPORT_ENGINES)}, not {backend}"
+    )
+
+
 def _cache_folded(network: nn.Module, input_shape: tuple[int, int, int], root: Path) -> Path:
     """`network`'s folded copy exported into the cache (if not there yet); the copy is freed on return."""
     from hydrophone_worker.detector.fast import fold_batch_norms
@@ -254,46 +282,51 @@ def _cache_folded(network: nn.Module, input_shape: tuple[int, int, int], root: P
     return cached_export(key, lambda target: export_onnx(folded, input_shape, target), root)
 
 
-def onnxruntime_forward(
-    network: nn.Module, input_shape: tuple[int, int, int], threads: int, cache: Path | None = None
+def exported_forward(
+    network: nn.Module,
+    input_shape: tuple[int, int, int],
+    engine: Callable[[Path], Forward],
+    cache: Path | None = None,
 ) -> Forward:
-    """A (B, *input_shape) float32 -> (B, classes) logits callable: `network`, folded, in ONNX Runtime.
+    """A (B, *input_shape) float32 -> (B, classes) logits callable: `network`, folded, exported, in `engine`.
 
-    The export is cached under `cache` (default: onnx_cache_root), keyed by the folded network: a restart
-    or the next `detect` run loads the file instead of exporting (seconds, and ~200 MB less peak memory).
+    `engine` opens an exported network.onnx (open_export), raising ExportUnreadable when it cannot. The
+    export is cached under `cache` (default: onnx_cache_root), keyed by the folded network: a restart or the
+    next `detect` run loads the file instead of exporting (seconds, and ~200 MB less peak memory).
     An unwritable cache or an unreadable cached file costs a fresh export, never a failure.
     """
     from hydrophone_worker.detector.fast import fold_batch_norms
 
     began = time.perf_counter()
     root = onnx_cache_root(os.environ) if cache is None else cache
-    session = None
+    forward = None
     try:
         path = _cache_folded(network, input_shape, root)
     except OSError as exc:
         log.warning("ONNX cache %s is not usable (%s): exporting for this process only", root, exc)
     else:
-        # The folded copy is gone by now: the session's weights never coexist with it.
+        # The folded copy is gone by now: the engine's weights never coexist with it.
         release_freed_memory()
         try:
-            session = load_session(path, threads)
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+            forward = engine(path)
+        except ExportUnreadable as exc:
             log.warning("cached ONNX network %s is unreadable (%s): exporting it again", path.parent, exc)
             shutil.rmtree(path.parent, ignore_errors=True)
-    if session is None:
+    if forward is None:
         with tempfile.TemporaryDirectory(prefix="hydrophone-onnx-") as scratch:
             export_onnx(fold_batch_norms(network), input_shape, Path(scratch) / MODEL_FILE)
             release_freed_memory()
-            session = load_session(Path(scratch) / MODEL_FILE, threads)
-    log.info("detector network ready in ONNX Runtime in %.1f s", time.perf_counter() - began)
-    return session_forward(session)
+            forward = engine(Path(scratch) / MODEL_FILE)
+    log.info("detector network exported and ready in %.1f s", time.perf_counter() - began)
+    return forward
 
 
-def self_check() -> float:
-    """Export a small random network and run it in ONNX Runtime: the largest |logit| difference to PyTorch.
+def self_check(engine: Backend, precision: str) -> float:
+    """Export a small random network and run it in `engine`: the largest |logit| difference to PyTorch.
 
     The worker image runs this at build time, where (as at run time) there is no C++ compiler, so an image
-    whose fp32 path cannot work fails to build instead of falling back silently.
+    whose fp32 (ONNX Runtime) or bf16 (OpenVINO) path cannot work fails to build instead of falling back
+    silently. A build machine without bf16 instructions checks OpenVINO in fp32.
     """
     import torch
 
@@ -302,15 +335,39 @@ def self_check() -> float:
 
     torch.manual_seed(0)
     network = DemoCNN().eval()
-    forward = onnxruntime_forward(network, (1, N_MELS, FRAMES), threads=1)
+    forward = exported_forward(
+        network, (1, N_MELS, FRAMES), lambda path: open_export(path, engine, precision, threads=1)
+    )
     batch = torch.randn(3, 1, N_MELS, FRAMES) * 20
     with torch.inference_mode():
         want = network(batch).numpy()
     return float(np.abs(forward(batch.numpy()) - want).max())
 
 
+# What the build's self-check accepts: fp32 is exact; bf16 keeps ~3 significant digits of each logit
+# (measured 4e-3 on the demo network with AMX).
+SELF_CHECK_BOUND = {"fp32": 1e-4, "bf16": 0.05}
+
+
+def self_check_all(flags: Collection[str]) -> list[str]:
+    """Every export engine the image relies on, checked; one line each. SystemExit on the first failure."""
+    lines = []
+    checks: list[tuple[Backend, str]] = [("onnxruntime", "fp32"), ("openvino", "fp32")]
+    if set(flags) & BF16_FLAGS:
+        checks.append(("openvino", "bf16"))
+    for engine, precision in checks:
+        difference = self_check(engine, precision)
+        bound = SELF_CHECK_BOUND[precision]
+        if not difference <= bound:
+            raise SystemExit(
+                f"{engine} self-check ({precision}): logits differ from PyTorch by {difference:.2e} "
+                f"(> {bound})"
+            )
+        lines.append(f"{engine} self-check: logits within {difference:.1e} of PyTorch ({precision})")
+    return lines
+
+
 if __name__ == "__main__":
-    difference = self_check()
-    if not difference <= 1e-4:
-        raise SystemExit(f"onnxruntime self-check: logits differ from PyTorch by {difference:.2e} (> 1e-4)")
-    print(f"onnxruntime self-check: logits within {difference:.1e} of PyTorch")
+    from hydrophone_worker.detector.cpu import read_cpu_flags
+
+    print("\n".join(self_check_all(read_cpu_flags())))

@@ -14,7 +14,7 @@ from hydrophone_worker.audio.decode import DecodeError
 from hydrophone_worker.detector.backend import (
     BACKEND_CHOICES,
     BACKEND_ENV,
-    onnxruntime_installed,
+    installed_engines,
     resolve_backend,
 )
 from hydrophone_worker.detector.cpu import read_cpu_flags
@@ -91,7 +91,10 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
 @click.option(
     "--backend",
     type=click.Choice(BACKEND_CHOICES),
-    help=f"Engine: auto = onnxruntime for fp32 on AVX2/AVX-512 CPUs, else torch [{BACKEND_ENV} or auto].",
+    help=(
+        "Engine: auto = onnxruntime for fp32 on AVX2/AVX-512 CPUs, openvino for bf16, else torch "
+        f"[{BACKEND_ENV} or auto]."
+    ),
 )
 def detect(
     model_dir: Path,
@@ -115,7 +118,7 @@ def detect(
     checked_precision = check_engine_options(threads, precision)
     try:
         checked_backend = resolve_backend(
-            backend, read_cpu_flags(), checked_precision, compiled, onnxruntime_installed(), os.environ
+            backend, read_cpu_flags(), checked_precision, compiled, installed_engines(), os.environ
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--backend") from None

@@ -1,8 +1,9 @@
 """One way to build a Detector from a model directory: `detect`, `podcast prepare` and the worker use it.
 
-fp32 in ONNX Runtime never needs the weights in torch once the network is exported: the directory's own
-export (export.py) is used when valid, else the one cached for the same weights. Only when neither exists
-(the first start after a model change) are the weights loaded with torch and exported into the cache.
+fp32 in ONNX Runtime and bf16 in OpenVINO never need the weights in torch once the network is exported:
+the directory's own export (export.py) is used when valid, else the one cached for the same weights. Only
+when neither exists (the first start after a model change) are the weights loaded with torch and exported
+into the cache.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hydrophone_worker.detector.backend import (
+    EXPORT_ENGINES,
     MODEL_FILE,
     ExportUnreadable,
     OnnxExport,
     cached_path,
+    installed_engines,
     onnx_cache_root,
-    onnxruntime_installed,
     resolve_backend,
 )
 from hydrophone_worker.detector.cpu import read_cpu_flags
@@ -56,14 +58,12 @@ def load_detector(
     """
     directory, config, weights = locate_model(model_dir)
     checked = check_precision(precision)
-    resolved = resolve_backend(
-        backend, read_cpu_flags(), checked, compiled, onnxruntime_installed(), os.environ
-    )
+    resolved = resolve_backend(backend, read_cpu_flags(), checked, compiled, installed_engines(), os.environ)
     params = params_for(config.detection)
-    if resolved == "onnxruntime":
+    if resolved in EXPORT_ENGINES:
 
         def make(export: OnnxExport) -> Detector:
-            return Detector(export, params, model_id=config.model.name, backend=resolved)
+            return Detector(export, params, model_id=config.model.name, precision=checked, backend=resolved)
 
         return exported_detector(directory, weights, config, make), config
     from hydrophone_worker.detector.modeldir import load_model_dir

@@ -11,7 +11,7 @@ import numpy as np
 
 from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.aggregation import aggregate
-from hydrophone_worker.detector.backend import onnxruntime_installed, resolve_backend
+from hydrophone_worker.detector.backend import installed_engines, resolve_backend
 from hydrophone_worker.detector.cpu import engine_threads, read_cpu_flags
 from hydrophone_worker.detector.fast import Precision, check_precision, fast_forward
 from hydrophone_worker.detector.params import DetectionParams
@@ -46,17 +46,17 @@ class Detector:
     ):
         """`compiled`: compile the network now (tens of seconds, once) for ~25% faster windows afterwards.
 
-        `backend`: auto, torch or onnxruntime; None reads HYDROPHONE_DETECTOR_BACKEND (default auto: chosen
-        from the CPU's flags, see backend.py). `network` may be an OnnxExport (load.py finds one for a model
-        directory): it runs in onnxruntime without torch. Runs on the thread count configured before
-        (cpu.configure_torch_threads).
+        `backend`: auto, torch, onnxruntime or openvino; None reads HYDROPHONE_DETECTOR_BACKEND (default
+        auto: chosen from the CPU's flags, see backend.py). `network` may be an OnnxExport (load.py finds
+        one for a model directory): it runs in onnxruntime/openvino without torch. Runs on the thread count
+        configured before (cpu.configure_torch_threads).
         """
         self.params = params
         self.model_id = model_id
         self.precision = check_precision(precision)
         self.compiled = compiled
         self.backend = resolve_backend(
-            backend, read_cpu_flags(), self.precision, compiled, onnxruntime_installed(), os.environ
+            backend, read_cpu_flags(), self.precision, compiled, installed_engines(), os.environ
         )
         log.info("detector backend %s, precision %s", self.backend, self.precision)
         self._forward = fast_forward(
