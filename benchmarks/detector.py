@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from hydrophone_worker.detector import frontend
 from hydrophone_worker.detector.backend import installed_engines, resolve_backend
-from hydrophone_worker.detector.cpu import configure_torch_threads, cpu_supports_bf16, read_cpu_flags
+from hydrophone_worker.detector.cpu import configure_engine_threads, cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.export import write_directory_export
 from hydrophone_worker.detector.fast import Forward, fast_forward
 from hydrophone_worker.detector.modeldir import SAFETENSORS_FILE, ModelConfig, save_model_dir
@@ -124,9 +124,9 @@ RSS_PROBE = """
 import sys
 from pathlib import Path
 import numpy as np
-from hydrophone_worker.detector.cpu import configure_torch_threads
+from hydrophone_worker.detector.cpu import configure_engine_threads
 from hydrophone_worker.detector.load import load_detector
-configure_torch_threads(1)
+configure_engine_threads(1)
 detector, _config = load_detector(Path(sys.argv[1]), precision=sys.argv[4])
 detector.score_audio(np.load(sys.argv[2]), int(sys.argv[3]))
 status = Path("/proc/self/status").read_text().splitlines()
@@ -184,7 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    configure_torch_threads(1)
+    configure_engine_threads(1)
     audio = synthetic_clip()
     network = random_resnet()
     rss = rss_figures(network, audio)

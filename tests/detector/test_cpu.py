@@ -54,17 +54,17 @@ def test_no_cgroup_v2_means_no_quota(tmp_path: Path):
     assert cpu.cgroup_quota(root, proc) is None
 
 
-def test_configure_torch_threads_uses_what_is_available_and_refuses_more():
+def test_configure_engine_threads_uses_what_is_available_and_refuses_more():
     available = cpu.available_threads()
     assert 1 <= available <= len(os.sched_getaffinity(0))
     before = torch.get_num_threads()
     try:
-        assert cpu.configure_torch_threads() == available == torch.get_num_threads()
-        assert cpu.configure_torch_threads(1) == 1 == torch.get_num_threads()
+        assert cpu.configure_engine_threads() == available == torch.get_num_threads()
+        assert cpu.configure_engine_threads(1) == 1 == torch.get_num_threads()
         with pytest.raises(ValueError, match=rf"threads {available + 1} is more than the {available} CPU"):
-            cpu.configure_torch_threads(available + 1)
+            cpu.configure_engine_threads(available + 1)
         with pytest.raises(ValueError, match="threads 0"):
-            cpu.configure_torch_threads(0)
+            cpu.configure_engine_threads(0)
     finally:
         torch.set_num_threads(before)
 

@@ -10,7 +10,7 @@ SCRIPT = textwrap.dedent(
     """
     import sys
     from hydrophone_worker.detector import cpu
-    assert cpu.configure_torch_threads(1) == 1
+    assert cpu.configure_engine_threads(1) == 1
     assert "torch" not in sys.modules  # configuring the count does not import torch
     assert cpu.engine_threads() == 1  # what ONNX Runtime gets
     import torch

@@ -79,14 +79,17 @@ def _progress(files: tuple[Path, ...], console: Console) -> Iterator[Path]:
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    help="torch threads, 1 or more [all CPUs the cgroup quota/affinity allows].",
+    help="Engine threads (ONNX Runtime, OpenVINO or torch), 1 or more [all CPUs the quota/affinity allows].",
 )
 @click.option(
     "--compile/--no-compile",
     "compiled",
     default=False,
     show_default=True,
-    help="Compile the network first (needs a C++ compiler, tens of seconds once): ~25% faster windows.",
+    help=(
+        "Compile the network first (PyTorch; needs a C++ compiler, tens of seconds once): ~25% less CPU per "
+        "window than PyTorch eager."
+    ),
 )
 @click.option(
     "--backend",
@@ -110,9 +113,9 @@ def detect(
     """Find killer whale calls in audio FILES (wav, flac, mp3, MPEG-TS/AAC: anything PyAV decodes).
 
     Exit status 0 when every file was scored, 2 when some could not be read (the others are still scored).
-    `overrides`: the detection parameters given as options, by DetectionParams field name (None: the
-    model's value).
     """
+    # `overrides`: the detection parameters given as options, by DetectionParams field name (None: keep the
+    # model's value). A comment, not docstring text: click prints the docstring as --help.
     if as_json and as_tsv:
         raise click.UsageError("--json and --tsv are exclusive: choose one output format")
     checked_precision = check_engine_options(threads, precision)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# What configure_torch_threads chose; None until it ran (tests and benchmarks may set torch's count directly).
+# What configure_engine_threads chose; None until it ran (tests and benchmarks may set torch's directly).
 _configured: int | None = None
 
 
@@ -71,7 +71,7 @@ def available_threads() -> int:
     return usable_threads(cgroup_quota(), len(os.sched_getaffinity(0)))
 
 
-def configure_torch_threads(requested: int | None = None) -> int:
+def configure_engine_threads(requested: int | None = None) -> int:
     """The engine's intra-op threads: `requested` or all usable CPUs; refuse more than usable."""
     limit = available_threads()
     if requested is not None and not 1 <= requested <= limit:

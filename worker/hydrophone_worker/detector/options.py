@@ -27,11 +27,11 @@ def window_options(command: F) -> F:
 def check_engine_options(threads: int | None, precision: str) -> Precision:
     """--threads and --precision, checked before any weights are read: sets torch's thread count and
     returns the precision; a bad value is a click.BadParameter naming its option."""
-    from hydrophone_worker.detector.cpu import configure_torch_threads
+    from hydrophone_worker.detector.cpu import configure_engine_threads
     from hydrophone_worker.detector.fast import check_precision
 
     try:
-        configure_torch_threads(threads)
+        configure_engine_threads(threads)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--threads") from None
     try:

@@ -49,7 +49,7 @@ class Detector:
         `backend`: auto, torch, onnxruntime or openvino; None reads HYDROPHONE_DETECTOR_BACKEND (default
         auto: chosen from the CPU's flags, see backend.py). `network` may be an OnnxExport (load.py finds
         one for a model directory): it runs in onnxruntime/openvino without torch. Runs on the thread count
-        configured before (cpu.configure_torch_threads).
+        configured before (cpu.configure_engine_threads).
         """
         self.params = params
         self.model_id = model_id

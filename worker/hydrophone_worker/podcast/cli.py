@@ -139,7 +139,11 @@ def _default_model_dir() -> Path:
 @click.option(
     "--precision", default="fp32", show_default=True, help="fp32, or bf16 on CPUs with avx512_bf16."
 )
-@click.option("--threads", type=int, help="torch threads [all CPUs the cgroup quota/affinity allows].")
+@click.option(
+    "--threads",
+    type=int,
+    help="Engine threads (ONNX Runtime, OpenVINO or torch) [all CPUs the cgroup quota/affinity allows].",
+)
 @click.option(
     "--compile/--no-compile",
     "compiled",

@@ -116,11 +116,11 @@ def detection_params(config: WorkerConfig, model: DetectionParams) -> DetectionP
 
 
 def check_model_settings(config: WorkerConfig) -> int:
-    """model.threads and model.dir, checked before any weights are read; returns the torch threads set."""
-    from hydrophone_worker.detector.cpu import configure_torch_threads
+    """model.threads and model.dir, checked before any weights are read; returns the engine threads set."""
+    from hydrophone_worker.detector.cpu import configure_engine_threads
 
     try:
-        threads = configure_torch_threads(config.model.threads)
+        threads = configure_engine_threads(config.model.threads)
     except ValueError as exc:
         raise WorkerSetupError(f"model.threads: {exc}".replace("; give", " — fix: give", 1)) from None
     if config.model.dir.exists() and not config.model.dir.is_dir():
