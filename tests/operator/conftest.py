@@ -4,6 +4,7 @@ install and the operator process are the suite-wide fixtures of tests/cluster.py
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,22 @@ import yaml
 from hydrophone_operator.resource import Hydrophone, parse_hydrophone
 from hydrophone_operator.settings import OperatorSettings
 
-from tests.cluster import OPERATOR_NAMESPACE, SECRET, StatusServer
+from tests.cluster import HYDROPHONES, OPERATOR_NAMESPACE, SECRET, ControlPlane, OperatorProcess, StatusServer
+from tests.operator.sites import Site
 
-__all__ = ["EXAMPLES", "OPERATOR_NAMESPACE", "SECRET", "StatusServer", "example_body", "hydrophone"]
+__all__ = [
+    "EXAMPLES",
+    "OPERATOR_NAMESPACE",
+    "SECRET",
+    "MakeSite",
+    "StatusServer",
+    "example_body",
+    "hydrophone",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "hydrophones").glob("*.yaml"))
+MakeSite = Callable[..., Site]
 
 
 def example_body(path: Path) -> dict[str, Any]:
@@ -35,3 +46,19 @@ def hydrophone(name: str = "orcasound-lab", uid: str | None = "uid-1", **spec: A
 @pytest.fixture
 def settings() -> OperatorSettings:
     return OperatorSettings()
+
+
+@pytest.fixture
+def make_site(cluster: ControlPlane, operator: OperatorProcess) -> Iterator[MakeSite]:
+    """Create Hydrophones on the real control plane for one test; delete them afterwards (the next tests
+    need a quiet operator). `make(body, ns=None)`: ns when the body names another namespace."""
+    made: list[Site] = []
+
+    def make(body: dict[str, Any], ns: str | None = None) -> Site:
+        cluster.create(HYDROPHONES, body)
+        made.append(Site(cluster, operator, body["metadata"]["name"], ns))
+        return made[-1]
+
+    yield make
+    for s in made:
+        cluster.delete(s.path)

@@ -5,34 +5,24 @@ Warning Event; figures a restarted worker no longer reports are kept."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.cluster import HYDROPHONES, ControlPlane, OperatorProcess, StatusServer
-from tests.operator.sites import Site, site
+from tests.cluster import ControlPlane, StatusServer
+from tests.operator.conftest import MakeSite
+from tests.operator.sites import site
 from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 HANGING = [f"hang-{i}" for i in range(10)]  # more than the resync pass's threads
-MakeSite = Callable[..., Site]
 
 
-@pytest.fixture
-def make_site(cluster: ControlPlane, operator: OperatorProcess) -> Iterator[MakeSite]:
-    made: list[Site] = []
-
-    def make(name: str, **spec: Any) -> Site:
-        cluster.create(HYDROPHONES, site(name, publish={"enabled": False}, **spec))
-        made.append(Site(cluster, operator, name))
-        return made[-1]
-
-    yield make
-    for s in made:
-        cluster.delete(s.path)
+def quiet(name: str, **spec: Any) -> dict[str, Any]:
+    """A Hydrophone that publishes nothing (these tests are about the operator, not the sinks)."""
+    return site(name, publish={"enabled": False}, **spec)
 
 
 def test_workers_whose_status_hangs_delay_no_other_site(
@@ -40,14 +30,14 @@ def test_workers_whose_status_hangs_delay_no_other_site(
 ) -> None:
     status_server.hanging.update(HANGING)
     try:
-        hanging = [make_site(name) for name in HANGING]
+        hanging = [make_site(quiet(name)) for name in HANGING]
         for s in hanging:
             s.play_kubelet()
         for s in hanging:  # each now has a /status request in flight that will not be answered
             s.wait(lambda s=s: (s.hp() or {}).get("status", {}).get("readyReplicas") == 1, "readyReplicas 1")
         status_server.documents["prompt"] = {"state": "running", "lagSeconds": 12.0, "detectionsTotal": 4}
         began = time.monotonic()
-        prompt = make_site("prompt")
+        prompt = make_site(quiet("prompt"))
         prompt.wait(prompt.deployment, "the Deployment of a site created while others hang", timeout=15)
         prompt.play_kubelet()
         prompt.wait(
@@ -71,7 +61,7 @@ def test_figures_survive_a_worker_that_restarts_knowing_nothing(
         "detectionsTotal": 7,
         "lagSeconds": 30,
     }
-    s = make_site("figures")
+    s = make_site(quiet("figures"))
     s.play_kubelet()
     s.wait(lambda: (s.hp() or {}).get("status", {}).get("detectionsTotal") == 7, "the worker's figures")
     status_server.documents["figures"] = {
@@ -143,7 +133,7 @@ def refuse_services(cluster: ControlPlane, namespace: str) -> None:
 def test_a_refused_apply_reaches_status_and_a_warning_event(
     cluster: ControlPlane, make_site: MakeSite
 ) -> None:
-    s = make_site("refused")
+    s = make_site(quiet("refused"))
     s.wait(lambda: cluster.get(s.child_paths()["Service"]), "the Service")
     refuse_services(cluster, "refused")
     cluster.delete(s.child_paths()["Service"])  # someone deletes it; the operator may not make it again

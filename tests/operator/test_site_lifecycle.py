@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,32 +20,17 @@ import yaml
 from hydrophone_worker.config import WorkerConfig
 
 from tests.cluster import HYDROPHONES, OPERATOR_NAMESPACE, SECRET, ControlPlane, OperatorProcess, StatusServer
+from tests.operator.conftest import MakeSite
 from tests.operator.sites import CONFIG_HASH, CREDENTIALS_HASH, WORKER, Site, condition, ours, site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ORCASOUND_LAB = ROOT / "examples" / "hydrophones" / "orcasound-lab.yaml"
-MakeSite = Callable[..., Site]
 
 
 def _iso(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-def make_site(cluster: ControlPlane, operator: OperatorProcess) -> Iterator[MakeSite]:
-    """Create Hydrophones for one test; delete them afterwards (the next tests need a quiet operator)."""
-    made: list[Site] = []
-
-    def make(body: dict[str, Any], ns: str | None = None) -> Site:
-        cluster.create(HYDROPHONES, body)
-        made.append(Site(cluster, operator, body["metadata"]["name"], ns))
-        return made[-1]
-
-    yield make
-    for s in made:
-        cluster.delete(s.path)
 
 
 def test_kubectl_apply_of_the_example_site_is_validated_defaulted_and_printed(
