@@ -196,7 +196,7 @@ def spectrograms(signal: np.ndarray, starts: np.ndarray, window_s: float) -> np.
     Each window gets its own STFT: no frame can be shared between windows, because the window hop is not
     a multiple of the 256-sample frame hop (2.0 s = 156.25 frames, 1.0 s = 78.125), so overlapping windows'
     frames sit 64 (or 32) samples apart; and each window's edge frames are reflect-padded from its own
-    samples. The FFT is then most of the frontend (README, Speed).
+    samples. So the per-window FFTs are most of the frontend's time (README, Speed).
     """
     length = window_length(window_s)
     out = np.empty((len(starts), 1, N_MELS, FRAMES), dtype=np.float32)
