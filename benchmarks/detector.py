@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -266,7 +265,12 @@ def main() -> None:
         )
         for size in (1, 8, len(starts)):
             variants[f"openvino bf16, batch {size}"] = lambda size=size: end_to_end(
-                Detector(network, replace(params, max_batch_size=size), precision="bf16", backend="openvino")
+                Detector(
+                    network,
+                    params.model_copy(update={"max_batch_size": size}),
+                    precision="bf16",
+                    backend="openvino",
+                )
             )
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     compile_s = None
