@@ -39,7 +39,8 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 # demo network (models/demo, 24 seeded 13 s clips), 8.2e-4 to 1.1e-3 on a ResNet-50 (the tests' and the
 # benchmark's 60 s clips); PyTorch's eager bf16 there: 0.017 / 9.3e-4 (0.049 in issue 12's run). With
 # avx512_bf16 alone (AMD Zen 5): 0.0019 on the ResNet-50 in PyTorch; OpenVINO and the demo network not yet
-# measured there, so the same bound is stated. Not yet measured on the published weights: fp32 stays the default.
+# measured there, so the same bound is stated. Not yet measured on the published weights: fp32 stays the
+# default.
 BF16_MAX_DP = {"avx512_bf16": 0.02, "amx_bf16": 0.02}
 BF16_HELP = (
     "bf16 (CPUs with avx512_bf16/amx_bf16 only; runs in OpenVINO) takes ~80% less CPU than fp32 with AMX. "
