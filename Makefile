@@ -50,8 +50,10 @@ setup: $(STAMP) $(NODE_STAMP) chromium promtool
 control-plane: $(STAMP)
 	$(PY) tools/control_plane.py build >/dev/null
 
-# mypy --strict (settings in pyproject.toml [tool.mypy]) on both packages.
+# mypy --strict (settings in pyproject.toml [tool.mypy]) on both packages, then on the scripts beside them:
+# a benchmark path that runs only on some CPUs (bf16) must not break unseen when an API changes.
 MYPY := $(VENV)/bin/mypy -p hydrophone_worker -p hydrophone_operator
+MYPY_SCRIPTS := $(VENV)/bin/mypy --explicit-package-bases benchmarks tools charts
 # The CRD, its chart copy, values.schema.json and the README's spec table are generated from the spec's
 # pydantic models: stale copies fail the build (`python charts/sync_chart.py` rewrites them).
 SPEC_CHECK := $(PY) charts/sync_chart.py --check
@@ -60,6 +62,7 @@ test: setup control-plane
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MYPY)
+	$(MYPY_SCRIPTS)
 	$(SPEC_CHECK)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -67,6 +70,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(MYPY)
+	$(MYPY_SCRIPTS)
 	$(SPEC_CHECK)
 
 # Offline: moto on 127.0.0.1, the simulator (accelerated), `hydrophone-worker run` with the demo model.

@@ -54,11 +54,12 @@ def child(mode: str, path: str) -> None:
     print(json.dumps({"peak_mib": peak, "windows": windows, "seconds": seconds}))
 
 
-def measure(mode: str, path: Path) -> dict:
+def measure(mode: str, path: Path) -> dict[str, float]:
     done = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True, check=True
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def main() -> None:
@@ -88,8 +89,10 @@ def main() -> None:
             path.unlink()
     header = f"{'minutes':>8} {'file MiB':>9} {'streamed MiB':>13} {'whole-file MiB':>15} {'ratio':>6}"
     print(header + f" {'time streamed/whole':>20}")
-    for minutes, size, streamed, whole, time_ratio in rows:
-        line = f"{minutes:8g} {size:9.0f} {streamed:13.0f} {whole:15.0f} {whole / streamed:6.2f}"
+    for minutes, size, streamed_mib, whole_mib, time_ratio in rows:
+        line = (
+            f"{minutes:8g} {size:9.0f} {streamed_mib:13.0f} {whole_mib:15.0f} {whole_mib / streamed_mib:6.2f}"
+        )
         print(line + f" {time_ratio:20.2f}")
     first, last = rows[0], rows[-1]
     print(

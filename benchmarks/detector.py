@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ def random_resnet() -> torch.nn.Module:
     with torch.no_grad():
         for module in network.modules():
             if isinstance(module, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None  # tracked stats
                 module.running_mean.uniform_(-0.1, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
     return network.eval()
@@ -74,11 +76,16 @@ def measure(run: Callable[[], object], repeats: int) -> tuple[float, float]:
     return best_cpu, best_wall
 
 
+def repeated(times: int, call: Callable[..., object], *args: object) -> None:
+    for _ in range(times):
+        call(*args)
+
+
 def torch_matmul_gflops(dtype: torch.dtype, repeats: int) -> float:
     best = 0.0
     for m, k, n in MATMUL_SHAPES:
         a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
-        cpu, _ = measure(lambda a=a, b=b: [a @ b for _ in range(4)], repeats)
+        cpu, _ = measure(partial(repeated, 4, torch.matmul, a, b), repeats)
         best = max(best, 4 * 2 * m * k * n / cpu / 1e9)
     return best
 
@@ -105,7 +112,7 @@ def onnxruntime_sgemm_gflops(repeats: int) -> float | None:
         )
         session = ort.InferenceSession(helper.make_model(graph).SerializeToString(), options)
         a = rng.standard_normal((m, k)).astype(np.float32)
-        cpu, _ = measure(lambda s=session, a=a: [s.run(None, {"a": a}) for _ in range(4)], repeats)
+        cpu, _ = measure(partial(repeated, 4, session.run, None, {"a": a}), repeats)
         best = max(best, 4 * 2 * m * k * n / cpu / 1e9)
     return best
 
@@ -263,15 +270,13 @@ def main() -> None:
         variants["openvino bf16, batch 8 (model only)"] = lambda: model_only(
             fast_forward(network, "bf16", backend="openvino", threads=1)
         )
+
+        def openvino_bf16(size: int) -> Callable[[], np.ndarray]:
+            batched = params.model_copy(update={"max_batch_size": size})
+            return end_to_end(Detector(network, batched, precision="bf16", backend="openvino"))
+
         for size in (1, 8, len(starts)):
-            variants[f"openvino bf16, batch {size}"] = lambda size=size: end_to_end(
-                Detector(
-                    network,
-                    params.model_copy(update={"max_batch_size": size}),
-                    precision="bf16",
-                    backend="openvino",
-                )
-            )
+            variants[f"openvino bf16, batch {size}"] = partial(openvino_bf16, size)
     compiler = shutil.which(os.environ.get("CXX", "g++"))
     compile_s = None
     if compiler:
@@ -305,9 +310,9 @@ def main() -> None:
         print(f"one-time torch.compile (fold + inductor, batch 8): {compile_s:.1f} s")
     else:
         print("torch.compile: not measured, no C++ compiler here (as in the worker image)")
-    default_fp32 = totals.get(
+    default_fp32 = totals[
         "onnxruntime fp32, batch 8" if auto == "onnxruntime" else "torch fp32 folded channels-last, batch 8"
-    )
+    ]
     shares = f"{front_cpu / default_fp32:.0%} of the default fp32 total"
     default_bf16 = "openvino bf16, batch 8" if auto_bf16 == "openvino" else "torch bf16 folded, batch 8"
     if default_bf16 in totals:

@@ -68,15 +68,23 @@ def hydrophone(index: int) -> dict[str, Any]:
     }
 
 
+def listed(cluster: ControlPlane, path: str) -> list[dict[str, Any]]:
+    """The items of a collection that must exist (its API is installed)."""
+    listing = cluster.get(path)
+    if listing is None:
+        raise RuntimeError(f"{path}: not found on the API server")
+    return list(listing["items"])
+
+
 def converged(cluster: ControlPlane, names: set[str]) -> bool:
     """Every named site has its Deployment and a status for its current generation."""
-    hydrophones = cluster.get(HYDROPHONES)["items"]
+    hydrophones = listed(cluster, HYDROPHONES)
     done = {
         hp["metadata"]["name"]
         for hp in hydrophones
         if (hp.get("status") or {}).get("observedGeneration") == hp["metadata"]["generation"]
     }
-    deployments = cluster.get(f"/apis/apps/v1/deployments?labelSelector={MANAGED}")["items"]
+    deployments = listed(cluster, f"/apis/apps/v1/deployments?labelSelector={MANAGED}")
     with_worker = {d["metadata"]["namespace"] for d in deployments}
     return names <= (done & with_worker)
 
@@ -86,7 +94,7 @@ def versions(cluster: ControlPlane) -> dict[str, str]:
     found: dict[str, str] = {}
     for path in KINDS:
         selector = "" if "hydrophones" in path else f"?labelSelector={MANAGED}"
-        for obj in cluster.get(path + selector)["items"]:
+        for obj in listed(cluster, path + selector):
             meta = obj["metadata"]
             found[f"{path}/{meta.get('namespace', '')}/{meta['name']}"] = meta["resourceVersion"]
     return found
@@ -134,7 +142,7 @@ def main() -> int:
                 total = args.sites + 1
 
                 def ready() -> bool:
-                    items = cluster.get(HYDROPHONES)["items"]
+                    items = listed(cluster, HYDROPHONES)
                     return all((hp.get("status") or {}).get("readyReplicas") == 1 for hp in items)
 
                 wait_for(ready, "every site Ready", 10 * args.resync + 60, operator.tail)

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spool, out = Path(tmp) / "spool", Path(tmp) / "detections"
         outbox = Outbox(spool, [LocalSink(out)])
-        report("WAV encode", [measure(lambda c=c: wav_bytes(c.audio, c.sample_rate)) for c, _ in clips])
-        report("spectrogram PNG", [measure(lambda c=c, s=s: spectrogram_png(c, s)) for c, s in clips])
-        puts = [measure(lambda c=c, s=s: outbox.put(c, s, LOCATION)) for c, s in clips]
+        report("WAV encode", [measure(partial(wav_bytes, c.audio, c.sample_rate)) for c, _ in clips])
+        report("spectrogram PNG", [measure(partial(spectrogram_png, c, s)) for c, s in clips])
+        puts = [measure(partial(outbox.put, c, s, LOCATION)) for c, s in clips]
         report("put (spool, fsynced)", puts)
         entry_mb = sum(p.stat().st_size for p in spool.rglob("*") if p.is_file()) / max(outbox.depth, 1) / 1e6
         cpu, wall = (total / len(clips) for total in measure(outbox.deliver_pending))

@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -122,7 +123,7 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
     return totals
 
 
-def load_model(raw: dict, cache: str) -> None:
+def load_model(raw: dict[str, Any], cache: str) -> None:
     os.environ["XDG_CACHE_HOME"] = cache
     load_scorer(WorkerConfig.model_validate(raw))
 
@@ -136,7 +137,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
 
 
-def run_worker(raw: dict, cache: str, results: multiprocessing.Queue) -> None:
+def run_worker(raw: dict[str, Any], cache: str, results: multiprocessing.Queue[dict[str, Any]]) -> None:
     """The measured worker, in a fresh process: its CPU time, peak RSS and profile go back on `results`."""
     os.environ["XDG_CACHE_HOME"] = cache
     worker = Worker(WorkerConfig.model_validate(raw), WorkerOptions(), env={}, stop=threading.Event())
@@ -214,7 +215,7 @@ def main() -> None:
             warm_up = spawn.Process(target=load_model, args=(raw, cache))
             warm_up.start()
             warm_up.join()
-        results: multiprocessing.Queue = spawn.Queue()
+        results: multiprocessing.Queue[dict[str, Any]] = spawn.Queue()
         measured = spawn.Process(target=run_worker, args=(raw, cache, results))
         measured.start()
         figures = results.get()

@@ -108,7 +108,8 @@ def to_json_schema(node: dict[str, Any], path: str = "spec") -> dict[str, Any]:
 
 def crd_spec_schema(crd: dict[str, Any]) -> dict[str, Any]:
     (version,) = [v for v in crd["spec"]["versions"] if v.get("storage")]
-    return version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return spec
 
 
 def expected_crd() -> str:

@@ -119,7 +119,7 @@ def train(network: nn.Module, data: Examples, *, epochs: int, seed: int) -> None
     for epoch in range(epochs):
         order = torch.randperm(len(data.labels), generator=generator)
         total, correct = 0.0, 0
-        for batch in order.split(32):
+        for batch in torch.split(order, 32):
             x = torch.from_numpy(data.inputs[batch.numpy()].astype(np.float32))
             y = torch.from_numpy(data.labels[batch.numpy()])
             logits = network(x)

@@ -116,7 +116,8 @@ class Site:
             ok = cond.get("status") == status and (reason is None or cond.get("reason") == reason)
             return cond if ok else None
 
-        return self.wait(matches, f"condition {kind}={status} ({reason})")
+        found: dict[str, Any] = self.wait(matches, f"condition {kind}={status} ({reason})")
+        return found
 
     def wait_resyncs(self, passes: int) -> None:
         """Until the operator's resync timer has visited this site `passes` more times."""
