@@ -74,6 +74,22 @@ def test_an_8_channel_aac_segment_decodes_instead_of_crashing_the_worker() -> No
     assert loudest[0] < loudest[6] < loudest[7]
 
 
+@pytest.mark.parametrize(("channels", "layout"), [(1, "mono"), (2, "stereo"), (6, "5.1"), (7, "6.1")])
+def test_planar_aac_read_directly_equals_the_libswresample_conversion(channels: int, layout: str) -> None:
+    """Up to 7 channels the decoder's planar frames are copied out directly; not one sample may differ."""
+    data, _sent = _aac_segment(channels, layout)
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        frames = list(container.decode(stream))
+        assert {frame.format.name for frame in frames} == {"fltp"}  # the case read directly
+        converter = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
+        packed = [out for frame in [*frames, None] for out in converter.resample(frame)]
+    expected = np.concatenate([out.to_ndarray().reshape(-1, channels).T for out in packed], axis=1)
+    audio, _rate = decode(data)
+    assert audio.shape == expected.shape == (channels, audio.shape[1])
+    np.testing.assert_array_equal(audio, expected)
+
+
 @pytest.mark.parametrize("channels", [1, 2, 6, 8, 12])
 def test_pcm_of_any_channel_count_decodes_exactly(channels: int) -> None:
     rng = np.random.default_rng(channels)
