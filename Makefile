@@ -82,6 +82,7 @@ bench: setup control-plane
 	$(PY) benchmarks/detector.py
 	$(PY) benchmarks/worker.py
 	$(PY) benchmarks/worker.py --precision bf16
+	$(PY) benchmarks/worker.py --compile
 	$(PY) benchmarks/operator.py
 
 # Try the operator on your laptop: a real control plane on 127.0.0.1 (no kubelet: pods stay Pending).

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import pstats
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -168,10 +169,18 @@ def main() -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto")
     parser.add_argument("--start", choices=STARTS, default="model-dir")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="model.compile: true (torch.compile at start-up; needs a C++ compiler, which the image lacks)",
+    )
     args = parser.parse_args()
     spawn = multiprocessing.get_context("spawn")
     if args.precision == "bf16" and not cpu_supports_bf16():
         print("worker bf16: not measured, this CPU has no avx512_bf16/amx_bf16 (the worker refuses it)")
+        return
+    if args.compile and not shutil.which(os.environ.get("CXX", "g++")):
+        print("worker --compile: not measured, no C++ compiler here (as in the worker image)")
         return
     os.environ[BACKEND_ENV] = args.backend
 
@@ -199,6 +208,7 @@ def main() -> None:
                 "dir": str(random_model(work / "model", args.architecture)),
                 "threads": args.threads,
                 "precision": args.precision,
+                "compile": args.compile,
             },
             "location": {"latitude": 48.5, "longitude": -123.1},
             "publish": {"local": {"dir": str(work / "detections")}},
@@ -223,9 +233,13 @@ def main() -> None:
     cpu, wall, stages = figures["cpu"], figures["wall"], figures["stages"]
     audio_seconds, peak_rss_mib = figures["audio_seconds"], figures["peak_rss_mib"]
     audio_h = audio_seconds / 3600
-    backend = resolve_backend(args.backend, read_cpu_flags(), args.precision, False, installed_engines(), {})
+    backend = resolve_backend(
+        args.backend, read_cpu_flags(), args.precision, args.compile, installed_engines(), {}
+    )
     print(
-        f"architecture {args.architecture}, {args.precision}, backend {backend}, {args.threads} thread(s): "
+        f"architecture {args.architecture}, {args.precision}, backend {backend}"
+        + (" (compiled)" if args.compile else "")
+        + f", {args.threads} thread(s): "
         f"{figures['clips']} clips ({audio_seconds / 60:.1f} min of audio), {figures['positives']} positive, "
         f"start: {args.start}"
     )
