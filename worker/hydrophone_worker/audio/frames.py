@@ -54,7 +54,7 @@ class FrameReader:
         # Once the converter has a frame, every later one goes through it too, so nothing it holds back
         # could be overtaken (with the rate unchanged it holds nothing back, but order is not left to that).
         if self._resampler is None and frame.format.name == "fltp" and channels <= MAX_DIRECT_PLANES:
-            yield _planar_float(frame)
+            yield frame.to_ndarray()  # (channels, samples) float32, a copy
             return
         if self._resampler is None:
             self._resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=frame.sample_rate)
@@ -70,12 +70,3 @@ class FrameReader:
             interleaved = out.to_ndarray().reshape(-1, self._channels)
             if interleaved.shape[0]:
                 yield np.ascontiguousarray(interleaved.T, dtype=np.float32)
-
-
-def _planar_float(frame: av.AudioFrame) -> np.ndarray:
-    """A planar float32 frame of at most MAX_DIRECT_PLANES channels, copied out of FFmpeg's buffers."""
-    planes, samples = frame.planes, frame.samples
-    audio = np.empty((len(planes), samples), dtype=np.float32)
-    for channel, plane in zip(audio, planes, strict=True):
-        channel[:] = np.frombuffer(memoryview(plane), dtype=np.float32, count=samples)
-    return audio
