@@ -68,23 +68,15 @@ def hydrophone(index: int) -> dict[str, Any]:
     }
 
 
-def listed(cluster: ControlPlane, path: str) -> list[dict[str, Any]]:
-    """The items of a collection that must exist (its API is installed)."""
-    listing = cluster.get(path)
-    if listing is None:
-        raise RuntimeError(f"{path}: not found on the API server")
-    return list(listing["items"])
-
-
 def converged(cluster: ControlPlane, names: set[str]) -> bool:
     """Every named site has its Deployment and a status for its current generation."""
-    hydrophones = listed(cluster, HYDROPHONES)
+    hydrophones = cluster.items(HYDROPHONES)
     done = {
         hp["metadata"]["name"]
         for hp in hydrophones
         if (hp.get("status") or {}).get("observedGeneration") == hp["metadata"]["generation"]
     }
-    deployments = listed(cluster, f"/apis/apps/v1/deployments?labelSelector={MANAGED}")
+    deployments = cluster.items(f"/apis/apps/v1/deployments?labelSelector={MANAGED}")
     with_worker = {d["metadata"]["namespace"] for d in deployments}
     return names <= (done & with_worker)
 
@@ -94,7 +86,7 @@ def versions(cluster: ControlPlane) -> dict[str, str]:
     found: dict[str, str] = {}
     for path in KINDS:
         selector = "" if "hydrophones" in path else f"?labelSelector={MANAGED}"
-        for obj in listed(cluster, path + selector):
+        for obj in cluster.items(path + selector):
             meta = obj["metadata"]
             found[f"{path}/{meta.get('namespace', '')}/{meta['name']}"] = meta["resourceVersion"]
     return found
@@ -142,7 +134,7 @@ def main() -> int:
                 total = args.sites + 1
 
                 def ready() -> bool:
-                    items = listed(cluster, HYDROPHONES)
+                    items = cluster.items(HYDROPHONES)
                     return all((hp.get("status") or {}).get("readyReplicas") == 1 for hp in items)
 
                 wait_for(ready, "every site Ready", 10 * args.resync + 60, operator.tail)

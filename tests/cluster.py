@@ -90,6 +90,11 @@ class ControlPlane:
             return None
         return self._checked(response)
 
+    def items(self, path: str) -> list[dict[str, Any]]:
+        """A collection's objects; none when the collection does not exist (404)."""
+        listing = self.get(path)
+        return list(listing["items"]) if listing else []
+
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._checked(self.http.post(path, json=body))
 

@@ -76,12 +76,11 @@ class Site:
         return str(deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH])
 
     def replica_sets(self) -> list[dict[str, Any]]:
-        listing = self.cluster.get(f"/apis/apps/v1/namespaces/{self.ns}/replicasets") or {"items": []}
-        return list(listing["items"])
+        return self.cluster.items(f"/apis/apps/v1/namespaces/{self.ns}/replicasets")
 
     def pods(self) -> list[dict[str, Any]]:
-        listing = self.cluster.get(f"/api/v1/namespaces/{self.ns}/pods") or {"items": []}
-        return [p for p in listing["items"] if not p["metadata"].get("deletionTimestamp")]
+        pods = self.cluster.items(f"/api/v1/namespaces/{self.ns}/pods")
+        return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
     def versions(self) -> dict[str, str]:
         """resourceVersion of the Hydrophone and each child that exists now."""
@@ -92,10 +91,9 @@ class Site:
         return {kind: obj["metadata"]["resourceVersion"] for kind, obj in found.items() if obj}
 
     def events(self) -> list[dict[str, Any]]:
-        listing = self.cluster.get("/api/v1/events") or {"items": []}
         return [
             e
-            for e in listing["items"]
+            for e in self.cluster.items("/api/v1/events")
             if (e.get("involvedObject") or {}).get("kind") == "Hydrophone"
             and e["involvedObject"].get("name") == self.name
         ]
@@ -116,8 +114,7 @@ class Site:
             ok = cond.get("status") == status and (reason is None or cond.get("reason") == reason)
             return cond if ok else None
 
-        found: dict[str, Any] = self.wait(matches, f"condition {kind}={status} ({reason})")
-        return found
+        return self.wait(matches, f"condition {kind}={status} ({reason})")
 
     def wait_resyncs(self, passes: int) -> None:
         """Until the operator's resync timer has visited this site `passes` more times."""

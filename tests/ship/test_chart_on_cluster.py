@@ -162,4 +162,4 @@ def test_uninstall_removes_the_releases_sites_and_keeps_the_crd(fleet: Fleet) ->
         s.wait(lambda s=s: s.namespace() is None, "its namespace deleted", timeout=120)
     assert fleet.cluster.get(CRD) is not None
     assert by_hand.hp() is not None and condition(by_hand.hp(), "Ready")
-    assert [hp["metadata"]["name"] for hp in fleet.cluster.get(HYDROPHONES)["items"]] == ["by-hand"]
+    assert [hp["metadata"]["name"] for hp in fleet.cluster.items(HYDROPHONES)] == ["by-hand"]
