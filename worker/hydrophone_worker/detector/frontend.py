@@ -13,8 +13,9 @@ from math import gcd
 
 import numpy as np
 import scipy.fft
-from scipy.signal import resample_poly
 from scipy.sparse import csr_array
+
+from hydrophone_worker.detector.resample import resample, row_inputs
 
 SAMPLE_RATE = 20_000
 N_FFT = 2560
@@ -31,11 +32,12 @@ PAD_DB = 0.0  # quirk 2
 
 
 class StreamingResampler:
-    """Downmix by channel mean + resample to 20 kHz chunk by chunk, equal to `resample_poly` on the whole.
+    """Downmix by channel mean + resample to 20 kHz chunk by chunk, equal to `resample` on the whole.
 
     A long file never has to be in memory: each block is resampled with a margin of input on both sides
-    (wider than the filter's half length, a multiple of `down` so that output samples line up), and only
-    the outputs whose filter support lies inside the block are kept.
+    (wider than the filter's half length), and only the outputs whose filter support lies inside the block
+    are kept. Blocks start at multiples of `resample`'s row length, so that every output is summed exactly
+    as on the whole signal: bit for bit the same.
     """
 
     def __init__(self, rate: int) -> None:
@@ -44,10 +46,11 @@ class StreamingResampler:
         divisor = gcd(SAMPLE_RATE, rate)
         self.up, self.down = SAMPLE_RATE // divisor, rate // divisor
         half_len_in = -(-10 * max(self.up, self.down) // self.up)  # scipy's filter half length, input samples
-        self._margin = -(-(half_len_in + 1) // self.down) * self.down
+        self._step = row_inputs(self.up, self.down)  # a multiple of down
+        self._margin = -(-(half_len_in + 1) // self._step) * self._step
         self._pending: list[np.ndarray] = []  # mono input not yet final, starting at self._start
-        self._start = 0  # input index of the first pending sample (a multiple of down)
-        self._emitted = 0  # input index up to which output was emitted (a multiple of down)
+        self._start = 0  # input index of the first pending sample (a multiple of step)
+        self._emitted = 0  # input index up to which output was emitted (a multiple of step)
         self._total = 0
 
     def feed(self, audio: np.ndarray) -> np.ndarray:
@@ -56,7 +59,7 @@ class StreamingResampler:
         mono = np.asarray(mono, dtype=np.float32)
         self._pending.append(mono)
         self._total += mono.shape[0]
-        ready = (self._total - self._margin) // self.down * self.down
+        ready = (self._total - self._margin) // self._step * self._step
         if ready - self._emitted < max(self._margin, SAMPLE_RATE):  # batch small chunks
             return np.zeros(0, dtype=np.float32)
         return self._emit(ready, final=False)
@@ -72,7 +75,7 @@ class StreamingResampler:
         buffer = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
         block_end = self._total if final else until + self._margin
         block = buffer[: block_end - self._start]
-        resampled = resample_poly(block, self.up, self.down) if block.size else np.zeros(0, np.float32)
+        resampled = resample(block, self.up, self.down) if block.size else np.zeros(0, np.float32)
         first = (self._emitted - self._start) * self.up // self.down
         if final:
             last = -(-self._total * self.up // self.down) - self._start * self.up // self.down
@@ -80,7 +83,7 @@ class StreamingResampler:
             last = (until - self._start) * self.up // self.down
         out = resampled[first:last]
         self._emitted = until
-        keep_from = max(0, until - self._margin) // self.down * self.down
+        keep_from = max(0, until - self._margin) // self._step * self._step
         remaining = buffer[keep_from - self._start :]
         self._pending, self._start = [remaining], keep_from
         return out.astype(np.float32, copy=False)
@@ -114,7 +117,7 @@ def prepare(audio: np.ndarray, rate: int, normalize: bool) -> np.ndarray:
         raise ValueError(f"audio must be shaped (samples,) or (channels, samples), got {samples.shape}")
     if rate != SAMPLE_RATE:
         divisor = gcd(SAMPLE_RATE, rate)
-        samples = resample_poly(samples, SAMPLE_RATE // divisor, rate // divisor)
+        samples = resample(samples, SAMPLE_RATE // divisor, rate // divisor)
     if normalize:
         peak = np.max(np.abs(samples), initial=0.0)
         if peak > 0:  # silence stays silence instead of becoming NaN

@@ -1,7 +1,7 @@
 """Score an audio file of any length in bounded memory, with exactly the scores of `Detector.score_audio`.
 
 `detect` used to decode a whole file, then downmix and resample it: a 10-hour WAV took ~9 GB. Here the file
-is decoded chunk by chunk, downmixed and resampled by `frontend.StreamingResampler` (equal to resample_poly
+is decoded chunk by chunk, downmixed and resampled by `frontend.StreamingResampler` (equal to `resample`
 on the whole), quantised, and cut into blocks of windows that overlap by one window less one hop, so every
 strict window of the whole signal is scored once. Peak normalisation (a model option) needs the whole
 signal's peak: the file is then decoded twice, the first time only to find it.
