@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydrophone_worker.detector import cpu
+from threadpoolctl import threadpool_info
 
 
 @pytest.mark.parametrize(
@@ -65,6 +66,21 @@ def test_configure_engine_threads_uses_what_is_available_and_refuses_more():
             cpu.configure_engine_threads(available + 1)
         with pytest.raises(ValueError, match="threads 0"):
             cpu.configure_engine_threads(0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_numpys_blas_gets_the_engine_thread_count_too():
+    # The frontend's resampler runs in numpy's BLAS; its own threads would spin beside the engine's.
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    before = torch.get_num_threads()
+    try:
+        cpu.configure_engine_threads(1)
+        assert blas_threads() == {1}
+        cpu.configure_engine_threads()
+        assert blas_threads() == {cpu.available_threads()}
     finally:
         torch.set_num_threads(before)
 

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # What configure_engine_threads chose; None until it ran (tests and benchmarks may set torch's directly).
 _configured: int | None = None
@@ -81,6 +83,9 @@ def configure_engine_threads(requested: int | None = None) -> int:
         )
     global _configured
     _configured = threads = requested or limit
+    # The frontend's resampler is BLAS products: OpenBLAS would start a thread per host core, and their
+    # spin-waiting ate 0.11 CPU-s per clip beside a one-thread bf16 engine (+29%).
+    threadpool_limits(limits=threads, user_api="blas")
     if "torch" in sys.modules:  # else apply_torch_threads hands it over when a torch engine is built
         apply_torch_threads()
     return threads
