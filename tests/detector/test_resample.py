@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from math import gcd
-
 import numpy as np
 import pytest
 from hydrophone_worker.detector import frontend
@@ -15,15 +13,10 @@ from scipy.signal import resample_poly
 RATES = [48_000, 44_100, 32_000, 96_000, 16_000, 8_000, 22_050, 11_025, 1_000, 768_000, 44_101, 20_001]
 
 
-def ratio(rate: int) -> tuple[int, int]:
-    divisor = gcd(20_000, rate)
-    return 20_000 // divisor, rate // divisor
-
-
 @pytest.mark.parametrize("rate", RATES)
 def test_resample_is_resample_poly_to_a_few_ulps(rate: int) -> None:
     signal = np.random.default_rng(rate).uniform(-1, 1, 3 * rate).astype(np.float32)
-    up, down = ratio(rate)
+    up, down = frontend.resampling_ratio(rate)
     for length in (signal.size, 61, 7, 1, 0):
         ours, scipys = resample(signal[:length], up, down), resample_poly(signal[:length], up, down)
         assert ours.dtype == np.float32 and ours.shape == scipys.shape
@@ -40,11 +33,11 @@ def test_streaming_resampler_gives_the_whole_signals_samples_bit_for_bit(rate: i
         parts.append(streaming.feed(signal[fed : fed + size]))
         fed += size
     parts.append(streaming.finish())
-    np.testing.assert_array_equal(np.concatenate(parts), resample(signal, *ratio(rate)))
+    np.testing.assert_array_equal(np.concatenate(parts), resample(signal, *frontend.resampling_ratio(rate)))
 
 
 def test_pieces_cut_at_row_boundaries_resample_as_the_whole() -> None:
-    up, down = ratio(48_000)
+    up, down = frontend.resampling_ratio(48_000)
     signal = np.random.default_rng(6).uniform(-1, 1, 48_000).astype(np.float32)
     whole = resample(signal, up, down)
     cut = 37 * row_inputs(up, down)

@@ -31,6 +31,12 @@ FRAMES = int(INPUT_PAD_S * SAMPLE_RATE / HOP_LENGTH)  # 312: the time axis the n
 PAD_DB = 0.0  # quirk 2
 
 
+def resampling_ratio(rate: int) -> tuple[int, int]:
+    """(up, down) from `rate` to 20 kHz, reduced by their gcd (48 kHz: 5 and 12)."""
+    divisor = gcd(SAMPLE_RATE, rate)
+    return SAMPLE_RATE // divisor, rate // divisor
+
+
 class StreamingResampler:
     """Downmix by channel mean + resample to 20 kHz chunk by chunk, equal to `resample` on the whole.
 
@@ -43,8 +49,7 @@ class StreamingResampler:
     def __init__(self, rate: int) -> None:
         if rate <= 0:
             raise ValueError(f"sample rate must be positive, got {rate}")
-        divisor = gcd(SAMPLE_RATE, rate)
-        self.up, self.down = SAMPLE_RATE // divisor, rate // divisor
+        self.up, self.down = resampling_ratio(rate)
         half_len_in = -(-10 * max(self.up, self.down) // self.up)  # scipy's filter half length, input samples
         self._step = row_inputs(self.up, self.down)  # a multiple of down
         self._margin = -(-(half_len_in + 1) // self._step) * self._step
@@ -116,8 +121,7 @@ def prepare(audio: np.ndarray, rate: int, normalize: bool) -> np.ndarray:
     elif samples.ndim != 1:
         raise ValueError(f"audio must be shaped (samples,) or (channels, samples), got {samples.shape}")
     if rate != SAMPLE_RATE:
-        divisor = gcd(SAMPLE_RATE, rate)
-        samples = resample(samples, SAMPLE_RATE // divisor, rate // divisor)
+        samples = resample(samples, *resampling_ratio(rate))
     if normalize:
         peak = np.max(np.abs(samples), initial=0.0)
         if peak > 0:  # silence stays silence instead of becoming NaN
