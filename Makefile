@@ -10,7 +10,8 @@ PYTEST_ARGS ?=
 
 # torch goes in first and pinned: the machine holds a local CPU wheel of 2.13.0; any other
 # resolution pulls a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# The frontend's C kernel is compiled by the editable install: a change to it installs again.
+$(STAMP): pyproject.toml $(wildcard worker/hydrophone_worker/detector/*.c worker/hydrophone_worker/detector/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[worker,sim,operator,dev]'

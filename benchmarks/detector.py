@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydrophone_worker.detector import frontend
+from hydrophone_worker.detector import _power_mel, frontend
 from hydrophone_worker.detector.backend import installed_engines, resolve_backend
 from hydrophone_worker.detector.cpu import configure_engine_threads, cpu_supports_bf16, read_cpu_flags
 from hydrophone_worker.detector.export import write_directory_export
@@ -322,7 +322,7 @@ def main() -> None:
     print(f"frontend (resample + mel, decode excluded): {front_cpu:.3f} CPU s per clip = {shares}")
     print(
         f"  of which resample + normalise + 16-bit quantisation {prepare_cpu:.3f}, "
-        f"spectrograms (FFTs, mel, dB) {spectrograms_cpu:.3f}"
+        f"spectrograms (FFTs, mel, dB; kernel {_power_mel.variants()[0]}) {spectrograms_cpu:.3f}"
     )
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of one process scoring a clip with the default fp32 detector: {rss}")

@@ -2,8 +2,9 @@
 
 The trained weights depend on two quirks that are reproduced on purpose (UPSTREAM.md §3): the mel filterbank
 is built as if the audio were sampled at 16 kHz although it is 20 kHz (so mel rows 238-255 are empty), and
-windows shorter than 312 frames are padded with 0 dB rather than with silence. Pure numpy/scipy: no
-librosa, torchaudio or fastai at run time, and no decoding (hydrophone_worker.audio.decode gives the audio).
+windows shorter than 312 frames are padded with 0 dB rather than with silence. numpy plus one compiled
+kernel (power_mel.c: frames, FFT, power and mel product): no librosa, torchaudio or fastai at run time, and
+no decoding (hydrophone_worker.audio.decode gives the audio).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from functools import cache
 from math import gcd
 
 import numpy as np
-import scipy.fft
-from scipy.sparse import csr_array
 
+from hydrophone_worker.detector import _power_mel
 from hydrophone_worker.detector.resample import resample, row_inputs
 
 SAMPLE_RATE = 20_000
@@ -164,10 +164,13 @@ def mel_filterbank() -> np.ndarray:
 
 
 @cache
-def _sparse_filterbank() -> csr_array:
-    # Each STFT bin feeds at most two triangles: the sparse product is ~100x less work than the dense one.
-    # float32 like upstream's torch mel product; a filter sums positive terms, so it moves by ~3e-7 relative.
-    return csr_array(mel_filterbank().astype(np.float32))
+def _mel_csr() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The filterbank in CSR form (indptr, column indices, weights) for the kernel: each STFT bin feeds at
+    most two triangles. float32 like upstream's torch mel product (a filter sums positive terms)."""
+    filters = mel_filterbank().astype(np.float32)
+    rows, columns = np.nonzero(filters)
+    indptr = np.searchsorted(rows, np.arange(N_MELS + 1)).astype(np.int32)
+    return indptr, columns.astype(np.int32), filters[rows, columns]
 
 
 @cache
@@ -177,31 +180,38 @@ def _hann() -> np.ndarray:
     return window
 
 
-def power_mel(window: np.ndarray) -> np.ndarray:
-    """(256, 1 + len // 256) float32 power mel spectrogram of one window (centred STFT, reflect padding).
+def power_mel(signal: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """(len(starts), 256, 1 + length // 256) float32 power mel spectrograms of signal[start : start + length].
 
-    float32 throughout, as upstream's torch STFT and mel product (the 16-bit samples are exact in float32):
-    the FFT dominates the frontend, so nothing around it allocates more than it must.
+    A centred STFT (each window reflect-padded from its own samples), periodic Hann, hop 256, float32 as
+    upstream's torch STFT and mel product. The compiled kernel (power_mel.c) does frames, FFT, power and mel
+    product in one pass: in numpy they were most of the frontend's time (README, Speed).
     """
-    padded = np.pad(window.astype(np.float32, copy=False), N_FFT // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH] * _hann()
-    spectrum = scipy.fft.rfft(frames, axis=-1, overwrite_x=True)
-    parts = spectrum.view(np.float32)  # real and imaginary parts interleaved: squared in place
-    np.square(parts, out=parts)
-    power = parts[:, 0::2] + parts[:, 1::2]
-    mel: np.ndarray = _sparse_filterbank() @ power.T
-    return mel
+    indptr, columns, weights = _mel_csr()
+    out = np.empty((len(starts), N_MELS, 1 + length // HOP_LENGTH), dtype=np.float32)
+    _power_mel.power_mel(
+        np.ascontiguousarray(signal, dtype=np.float32),
+        np.ascontiguousarray(starts, dtype=np.int64),
+        length,
+        _hann(),
+        indptr,
+        columns,
+        weights,
+        out,
+    )
+    return out
 
 
 def to_db(power: np.ndarray) -> np.ndarray:
-    """10*log10 with a floor 100 dB under this window's own maximum (in the input's precision)."""
+    """10*log10 with a floor 100 dB under each window's own maximum; `power` is (..., mels, frames)."""
     db = np.maximum(power, AMIN)
     # In float64, stored as float32: numpy's float32 log10 depends on the CPU (its AVX-512 path is up to
     # 2 ULP off, so silence came out at -100.00001 dB there); this is the correctly rounded value on every
     # CPU, as torch's float32 log10 upstream gives it, for 2 ms per clip.
     np.log10(db, out=db, dtype=np.float64)
     db *= 10.0
-    return np.maximum(db, db.max() - TOP_DB, out=db)  # type: ignore[no-any-return]
+    floor = db.max(axis=(-2, -1), keepdims=True) - TOP_DB
+    return np.maximum(db, floor, out=db)  # type: ignore[no-any-return]
 
 
 def spectrograms(signal: np.ndarray, starts: np.ndarray, window_s: float) -> np.ndarray:
@@ -210,13 +220,10 @@ def spectrograms(signal: np.ndarray, starts: np.ndarray, window_s: float) -> np.
     Each window gets its own STFT: no frame can be shared between windows, because the window hop is not
     a multiple of the 256-sample frame hop (2.0 s = 156.25 frames, 1.0 s = 78.125), so overlapping windows'
     frames sit 64 (or 32) samples apart; and each window's edge frames are reflect-padded from its own
-    samples. So the per-window FFTs are most of the frontend's time (README, Speed).
+    samples. So every window's frames are transformed anew (by the compiled kernel, see power_mel).
     """
-    length = window_length(window_s)
-    out = np.empty((len(starts), 1, N_MELS, FRAMES), dtype=np.float32)
-    for i, start in enumerate(starts):
-        db = to_db(power_mel(signal[start : start + length]))
-        frames = min(db.shape[1], FRAMES)
-        out[i, 0, :, :frames] = db[:, :frames]
-        out[i, 0, :, frames:] = PAD_DB  # quirk 2
+    db = to_db(power_mel(signal, starts, window_length(window_s)))
+    frames = min(db.shape[-1], FRAMES)
+    out = np.full((len(starts), 1, N_MELS, FRAMES), PAD_DB, dtype=np.float32)  # quirk 2
+    out[:, 0, :, :frames] = db[..., :frames]
     return out
