@@ -39,6 +39,10 @@ from hydrophone_worker.detector.params import DetectionParams
 from hydrophone_worker.detector.scoring import Detector, call_probabilities
 from torch.utils.flop_counter import FlopCounterMode
 
+# the power mel kernel's numpy baseline lives with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.spectrograms import reference_power_mel
+
 CLIP_S, RATE = 60.0, 48000
 # (M, K, N): a square sgemm and two shaped like the network's 1x1 convolutions (many pixels, few channels),
 # which are the kernels' best case; the ceiling is the best of them.
@@ -186,6 +190,27 @@ def cpu_model() -> str:
     return f"{name} (family {family}, model {model})"
 
 
+def kernel_figures(
+    signal: np.ndarray, starts: np.ndarray, params: DetectionParams, args: argparse.Namespace
+) -> str:
+    """CPU ms per clip of each instruction set's power mel kernel, against numpy and scipy's pocketfft."""
+    length = frontend.window_length(params.window_s)
+    indptr, columns, weights = frontend._mel_csr()
+    out = np.empty((len(starts), frontend.N_MELS, 1 + length // frontend.HOP_LENGTH), dtype=np.float32)
+
+    def kernel(variant: str) -> None:
+        _power_mel.power_mel(
+            signal, starts, length, frontend._hann(), indptr, columns, weights, out, variant=variant
+        )
+
+    baseline = measure(lambda: [reference_power_mel(signal[s : s + length]) for s in starts], args.repeats)[0]
+    figures = []
+    for variant in _power_mel.variants():
+        cpu = measure(partial(kernel, variant), args.repeats)[0]
+        figures.append(f"{variant} {cpu * 1e3:.1f} ms ({baseline / cpu:.1f}x less)")
+    return ", ".join(figures) + f"; numpy + scipy's pocketfft {baseline * 1e3:.1f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
@@ -324,6 +349,8 @@ def main() -> None:
         f"  of which resample + normalise + 16-bit quantisation {prepare_cpu:.3f}, "
         f"spectrograms (FFTs, mel, dB; kernel {_power_mel.variants()[0]}) {spectrograms_cpu:.3f}"
     )
+    kernel = kernel_figures(signal, starts, params, args)
+    print(f"  power mel kernel (frames, FFTs, power, mel; no dB): {kernel}")
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of one process scoring a clip with the default fp32 detector: {rss}")
     print(f"peak RSS of this benchmark (several networks held at once): {peak_rss:.0f} MiB")

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.fft
 from hydrophone_worker.detector import _power_mel, frontend
 
+from tests.support.spectrograms import reference_power_mel
+
 from .conftest import realistic_audio
-
-
-def reference_power_mel(window: np.ndarray) -> np.ndarray:
-    """What the frontend computed in numpy before the kernel: scipy's pocketfft, the dense filterbank."""
-    padded = np.pad(window.astype(np.float32), frontend.N_FFT // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frontend.N_FFT)[:: frontend.HOP_LENGTH]
-    power = np.abs(scipy.fft.rfft(frames * frontend._hann(), axis=-1)).astype(np.float64) ** 2
-    return (frontend.mel_filterbank() @ power.T).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
