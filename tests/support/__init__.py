@@ -1,1 +1,1 @@
-"""Helpers shared by every test area (one copy of each): polling with a deadline, the numpy spectrogram baseline."""
+"""Helpers shared by every test area (one copy of each): polling with a deadline, numpy spectrograms."""
