@@ -19,7 +19,6 @@
 #define HOP 256
 #define COMPLEX_POINTS (N_FFT / 2) /* 1280 = 4^4 * 5 */
 #define BINS (N_FFT / 2 + 1)
-#define MAX_LANES 16
 
 /* cos and sin of 2 pi / 5 and 4 pi / 5, for the radix-5 stage */
 #define C1 0.309016994374947424f
