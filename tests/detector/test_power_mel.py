@@ -76,6 +76,10 @@ def test_bad_arguments_name_what_is_wrong(signal):
     bad_columns[5] = 1281
     with pytest.raises(ValueError, match="filterbank column 1281 is outside the 1281 STFT bins"):
         _power_mel.power_mel(signal, np.array([0]), 60000, hann, indptr, bad_columns, weights, out)
+    falling = indptr.copy()
+    falling[100] = falling[101] + 1
+    with pytest.raises(ValueError, match="indptr must not decrease"):
+        _power_mel.power_mel(signal, np.array([0]), 60000, hann, falling, columns, weights, out)
     with pytest.raises(ValueError, match="one CSR matrix"):
         _power_mel.power_mel(signal, np.array([0]), 60000, hann, indptr, columns, weights[:-1].copy(), out)
     with pytest.raises(ValueError, match="length must be positive"):

@@ -68,7 +68,7 @@ static inline __attribute__((always_inline)) void NAME(radix5)(const NAME(vec) *
 }
 
 /* Windowed (even, odd) samples of LANES frames into [pair][lane] layout, four frames and four pairs at a time
- * (a 4x4 transpose in registers: a strided gather per element costs twice the whole FFT). */
+ * (a 4x4 transpose in registers: AVX-512's gather instructions took 60% as long as the whole FFT). */
 static inline __attribute__((always_inline)) void NAME(load_frames)(const float *const frame[LANES],
                                                                     const float *hann, float *restrict re,
                                                                     float *restrict im) {
