@@ -180,12 +180,15 @@ def _hann() -> np.ndarray:
     return window
 
 
-def power_mel(signal: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+def power_mel(
+    signal: np.ndarray, starts: np.ndarray, length: int, *, variant: str | None = None
+) -> np.ndarray:
     """(len(starts), 256, 1 + length // 256) float32 power mel spectrograms of signal[start : start + length].
 
     A centred STFT (each window reflect-padded from its own samples), periodic Hann, hop 256, float32 as
     upstream's torch STFT and mel product. The compiled kernel (power_mel.c) does frames, FFT, power and mel
-    product in one pass: in numpy they were most of the frontend's time (README, Speed).
+    product in one pass: in numpy they were most of the frontend's time (README, Speed). `variant` names one
+    of `_power_mel.variants()` (tests and benchmarks); by default the best this CPU runs.
     """
     indptr, columns, weights = _mel_csr()
     out = np.empty((len(starts), N_MELS, 1 + length // HOP_LENGTH), dtype=np.float32)
@@ -198,6 +201,7 @@ def power_mel(signal: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray
         columns,
         weights,
         out,
+        variant=variant,
     )
     return out
 
